@@ -1,0 +1,737 @@
+"""The compiled core of pybackprop: forward and backward passes of a dense MLP.
+
+Layout.  All parameters live in one flat array ``params``: for each layer i,
+``W_i`` (n_out, n_in) row-major followed by ``b_i`` (n_out,).  ``grads`` has
+the same layout.  The activations of a batch live in one flat buffer
+``acts``: layer i's block holds ``A_i`` (n, n_out) at an offset fixed by the
+buffer's row capacity, so a smaller batch reuses the same blocks.  ``deltas``
+mirrors ``acts`` and holds ``dZ_i``.  The input ``X`` is never copied.
+
+Border.  pybackprop/network.py builds and initialises the parameters; the
+``def`` methods here check, in C, that the arrays they receive are already
+in the exact form the kernels read (dtype, C order, shape) and hand anything
+else to a Python coercion function that converts or raises; they check
+values (NaN/inf, label ranges) in compiled loops so no batch-sized temporary
+is built.  The ``cdef ... noexcept nogil`` kernels trust their inputs and
+only compute, with the GIL released and a per-network lock held.
+"""
+
+import numpy as np
+cimport numpy as cnp
+from cpython.pythread cimport (
+    PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
+    PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK,
+)
+from cython cimport floating
+from libc.math cimport exp, log, isfinite
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+
+from _blas cimport gemm
+from _activations cimport (
+    Activation, IDENTITY, SIGMOID, RELU, TANH, SOFTMAX,
+    Loss, SQUARED_ERROR, BINARY_CROSS_ENTROPY, CROSS_ENTROPY,
+    sigmoid, softplus, activate_rows, multiply_derivative,
+)
+
+cnp.import_array()
+
+ctypedef cnp.npy_intp intp_t
+
+# Rows per forward chunk when predicting or evaluating a loss on a batch
+# larger than the training buffers: bounds memory without hurting BLAS.
+cdef enum:
+    EVAL_CHUNK = 1024
+
+
+cdef struct Layout:
+    int n_layers          # number of weight layers (hidden layers + output)
+    int loss              # Loss code
+    int* sizes            # n_layers + 1 layer widths, input first
+    int* act              # n_layers activation codes, output last
+    Py_ssize_t* w_off     # offset of W_i in params
+    Py_ssize_t* b_off     # offset of b_i in params
+    Py_ssize_t* a_off     # offset of layer i's (capacity, n_out) block in acts
+    int max_width         # widest layer output
+
+
+# ---------------------------------------------------------------------------
+# Kernels
+# ---------------------------------------------------------------------------
+
+cdef void forward(const Layout* L, const floating* params, const floating* X,
+                  int n, floating* acts) noexcept nogil:
+    """Z_i := A_{i-1} W_i^T + b_i and A_i := act_i(Z_i) for the hidden layers.
+
+    The output block is left holding Z_L: its activation is fused with the
+    loss (output_and_loss) or applied by apply_output.
+    """
+    cdef int i, r, n_in, n_out
+    cdef const floating* A_prev = X
+    cdef floating* Z
+    for i in range(L.n_layers):
+        n_in = L.sizes[i]
+        n_out = L.sizes[i + 1]
+        Z = acts + L.a_off[i]
+        # The bias is preloaded into Z and the product added with beta = 1:
+        # one pass over Z instead of two.
+        for r in range(n):
+            memcpy(Z + <Py_ssize_t> r * n_out, params + L.b_off[i],
+                   n_out * sizeof(floating))
+        gemm(False, True, n, n_out, n_in, <floating> 1, A_prev, n_in,
+             params + L.w_off[i], n_in, <floating> 1, Z, n_out)
+        if i < L.n_layers - 1:
+            activate_rows(L.act[i], Z, <Py_ssize_t> n * n_out)
+        A_prev = Z
+
+
+cdef void apply_output(int code, floating* Z, int n, int n_out) noexcept nogil:
+    """A_L := out(Z_L) in place (identity, sigmoid or row-wise softmax)."""
+    cdef int r, k
+    cdef floating* z
+    cdef floating m
+    cdef double total
+    if code == SOFTMAX:
+        for r in range(n):
+            z = Z + <Py_ssize_t> r * n_out
+            m = z[0]
+            for k in range(1, n_out):
+                if z[k] > m:
+                    m = z[k]
+            total = 0
+            for k in range(n_out):
+                z[k] = exp(z[k] - m)
+                total += z[k]
+            for k in range(n_out):
+                z[k] = <floating> (z[k] / total)
+    else:
+        activate_rows(code, Z, <Py_ssize_t> n * n_out)
+
+
+cdef double output_and_loss(const Layout* L, floating* Z, int n, int row0,
+                            const floating* Y, const intp_t* labels,
+                            const floating* sw, double weight_total,
+                            floating* dZ) noexcept nogil:
+    """A_L := out(Z_L) in place and return sum_r c_r l_r over these n rows.
+
+    c_r = sw[row0 + r] / weight_total (1 / weight_total without weights), so
+    the batch loss is the weighted mean of the per-sample losses.  When dZ is
+    not NULL, also dZ_L := c_r dl_r/dZ_L, the exact derivative of that loss.
+    Targets are Y (rows of n_out) or, for cross-entropy, integer labels.
+    Every log term is taken from Z, never from a saturated A.
+    """
+    cdef int n_out = L.sizes[L.n_layers]
+    cdef int out_code = L.act[L.n_layers - 1]
+    cdef int r, k, label
+    cdef floating* z
+    cdef floating* dz = NULL
+    cdef const floating* y = NULL
+    cdef floating a, diff, zmax, c
+    cdef double coef, row_loss, total = 0, expsum, lse, ysum
+    for r in range(n):
+        z = Z + <Py_ssize_t> r * n_out
+        if dZ != NULL:
+            dz = dZ + <Py_ssize_t> r * n_out
+        if Y != NULL:
+            y = Y + <Py_ssize_t> (row0 + r) * n_out
+        coef = (sw[row0 + r] if sw != NULL else 1.0) / weight_total
+        c = <floating> coef
+        row_loss = 0
+        if L.loss == CROSS_ENTROPY:
+            zmax = z[0]
+            for k in range(1, n_out):
+                if z[k] > zmax:
+                    zmax = z[k]
+            expsum = 0
+            for k in range(n_out):
+                expsum += exp(z[k] - zmax)
+            lse = zmax + log(expsum)
+            if labels != NULL:
+                label = <int> labels[row0 + r]
+                row_loss = lse - z[label]
+                ysum = 1
+            else:
+                ysum = 0
+                for k in range(n_out):
+                    if y[k] != 0:
+                        row_loss += y[k] * (lse - z[k])
+                    ysum += y[k]
+            for k in range(n_out):
+                z[k] = <floating> exp(z[k] - lse)
+                if dz != NULL:
+                    if labels != NULL:
+                        dz[k] = c * (z[k] - (1 if k == label else 0))
+                    else:
+                        dz[k] = c * (z[k] * <floating> ysum - y[k])
+        elif L.loss == BINARY_CROSS_ENTROPY:
+            for k in range(n_out):
+                row_loss += y[k] * softplus(-z[k]) + (1 - y[k]) * softplus(z[k])
+                a = sigmoid(z[k])
+                z[k] = a
+                if dz != NULL:
+                    dz[k] = c * (a - y[k])
+        else:
+            for k in range(n_out):
+                if out_code == SIGMOID:
+                    a = sigmoid(z[k])
+                    z[k] = a
+                else:
+                    a = z[k]
+                diff = a - y[k]
+                row_loss += 0.5 * (<double> diff) * diff
+                if dz != NULL:
+                    if out_code == SIGMOID:
+                        dz[k] = c * diff * (a * (1 - a))
+                    else:
+                        dz[k] = c * diff
+        total += coef * row_loss
+    return total
+
+
+cdef void column_sums(const floating* M, int n, int width, floating* out) noexcept nogil:
+    """out := sum over the n rows of M (n, width)."""
+    cdef int r, j
+    cdef const floating* row
+    memcpy(out, M, width * sizeof(floating))
+    for r in range(1, n):
+        row = M + <Py_ssize_t> r * width
+        for j in range(width):
+            out[j] += row[j]
+
+
+cdef void backward(const Layout* L, floating* params, const floating* X, int n,
+                   const floating* acts, floating* deltas, floating* grads,
+                   floating lr, floating* scratch, floating* dX) noexcept nogil:
+    """Backpropagate dZ_L (already in the output block of deltas).
+
+    For each layer from the last: dA_{i-1} := dZ_i W_i, then
+    dZ_{i-1} := dA_{i-1} * act'(A_{i-1}) from the saved activation; and
+    either dW_i := dZ_i^T A_{i-1}, db_i := sum_rows dZ_i into grads, or, when
+    grads is NULL, the SGD update W_i -= lr dZ_i^T A_{i-1} done by the
+    product itself (alpha = -lr, beta = 1) and b_i -= lr db_i.  dA_{i-1} is
+    always taken before W_i changes.  dX := dZ_0 W_0 when dX is not NULL.
+    """
+    cdef int i, j, n_in, n_out
+    cdef floating* dZ
+    cdef floating* dA
+    cdef floating* W
+    cdef floating* b
+    cdef const floating* A_prev
+    for i in range(L.n_layers - 1, -1, -1):
+        n_in = L.sizes[i]
+        n_out = L.sizes[i + 1]
+        dZ = deltas + L.a_off[i]
+        W = params + L.w_off[i]
+        A_prev = X if i == 0 else acts + L.a_off[i - 1]
+        if i > 0:
+            dA = deltas + L.a_off[i - 1]
+            gemm(False, False, n, n_in, n_out, <floating> 1, dZ, n_out,
+                 W, n_in, <floating> 0, dA, n_in)
+            multiply_derivative(L.act[i - 1], dA, A_prev, <Py_ssize_t> n * n_in)
+        elif dX != NULL:
+            gemm(False, False, n, n_in, n_out, <floating> 1, dZ, n_out,
+                 W, n_in, <floating> 0, dX, n_in)
+        if grads != NULL:
+            gemm(True, False, n_out, n_in, n, <floating> 1, dZ, n_out,
+                 A_prev, n_in, <floating> 0, grads + L.w_off[i], n_in)
+            column_sums(dZ, n, n_out, grads + L.b_off[i])
+        else:
+            gemm(True, False, n_out, n_in, n, -lr, dZ, n_out,
+                 A_prev, n_in, <floating> 1, W, n_in)
+            column_sums(dZ, n, n_out, scratch)
+            b = params + L.b_off[i]
+            for j in range(n_out):
+                b[j] -= lr * scratch[j]
+
+
+cdef Py_ssize_t first_nonfinite(const floating* values, Py_ssize_t count) noexcept nogil:
+    """Index of the first NaN or inf in values, or -1."""
+    cdef Py_ssize_t i
+    for i in range(count):
+        if not isfinite(values[i]):
+            return i
+    return -1
+
+
+cdef Py_ssize_t first_outside(const floating* values, Py_ssize_t count,
+                              double low, double high) noexcept nogil:
+    """Index of the first value that is NaN/inf or outside [low, high], or -1."""
+    cdef Py_ssize_t i
+    for i in range(count):
+        if not (values[i] >= low and values[i] <= high):
+            return i
+    return -1
+
+
+cdef Py_ssize_t first_bad_label(const intp_t* labels, Py_ssize_t count,
+                                intp_t n_classes) noexcept nogil:
+    """Index of the first label outside 0 .. n_classes - 1, or -1."""
+    cdef Py_ssize_t i
+    for i in range(count):
+        if labels[i] < 0 or labels[i] >= n_classes:
+            return i
+    return -1
+
+
+# ---------------------------------------------------------------------------
+# The network object
+# ---------------------------------------------------------------------------
+
+cdef inline bint _ready(object a, int typenum, int ndim) noexcept:
+    """True when a is exactly what the kernels read: an ndarray of this
+    type number and rank, native byte order, aligned and C-contiguous."""
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray> a
+    return (cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_NDIM(arr) == ndim
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
+            and cnp.PyArray_ISNOTSWAPPED(arr))
+
+
+cdef class Network:
+    """Parameters, buffers and kernels of one MLP.  Use pybackprop.MLP.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_in, n_hidden..., n_out]``.
+    activation_codes : sequence of int
+        One code per weight layer, the output activation last.
+    loss_code : int
+    params : ndarray of float32 or float64, shape (n_params,)
+        The flat parameter vector, used in place (never copied).
+    coerce : callable
+        ``coerce(X, y, sample_weight) -> (X, y, sample_weight)`` converting
+        inputs to the exact form the kernels read, or raising.  Called only
+        when the compiled fast check fails.
+    """
+
+    cdef Layout layout
+    cdef readonly bint is_double
+    cdef readonly int n_in, n_out
+    cdef readonly Py_ssize_t n_params, capacity
+    cdef readonly object params, grads
+    cdef int typenum
+    cdef object coerce
+    cdef object _acts_array, _deltas_array, _dx_array, _scratch_array
+    cdef float[::1] params32, grads32, acts32, deltas32, dx32, scratch32
+    cdef double[::1] params64, grads64, acts64, deltas64, dx64, scratch64
+    cdef Py_ssize_t act_width, dx_capacity
+    cdef PyThread_type_lock lock
+
+    def __cinit__(self):
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError("could not allocate the network lock")
+        self.layout.sizes = NULL
+        self.layout.act = NULL
+        self.layout.w_off = NULL
+        self.layout.b_off = NULL
+        self.layout.a_off = NULL
+
+    def __init__(self, layer_sizes, activation_codes, int loss_code,
+                 cnp.ndarray params not None, coerce):
+        cdef int n_layers = len(layer_sizes) - 1
+        cdef int i
+        cdef Py_ssize_t offset = 0
+        if n_layers < 1 or len(activation_codes) != n_layers:
+            raise ValueError("need at least one layer and one activation per layer")
+        if self.layout.sizes != NULL:
+            raise RuntimeError("Network is already initialised")
+        self.layout.n_layers = n_layers
+        self.layout.loss = loss_code
+        self.layout.sizes = <int*> malloc((n_layers + 1) * sizeof(int))
+        self.layout.act = <int*> malloc(n_layers * sizeof(int))
+        self.layout.w_off = <Py_ssize_t*> malloc(n_layers * sizeof(Py_ssize_t))
+        self.layout.b_off = <Py_ssize_t*> malloc(n_layers * sizeof(Py_ssize_t))
+        self.layout.a_off = <Py_ssize_t*> malloc(n_layers * sizeof(Py_ssize_t))
+        if (self.layout.sizes == NULL or self.layout.act == NULL or self.layout.w_off == NULL
+                or self.layout.b_off == NULL or self.layout.a_off == NULL):
+            raise MemoryError()
+        self.layout.max_width = 0
+        for i in range(n_layers + 1):
+            self.layout.sizes[i] = int(layer_sizes[i])
+            if self.layout.sizes[i] < 1:
+                raise ValueError("layer sizes must be positive")
+        self.act_width = 0
+        for i in range(n_layers):
+            self.layout.act[i] = int(activation_codes[i])
+            self.layout.w_off[i] = offset
+            offset += <Py_ssize_t> self.layout.sizes[i + 1] * self.layout.sizes[i]
+            self.layout.b_off[i] = offset
+            offset += self.layout.sizes[i + 1]
+            self.act_width += self.layout.sizes[i + 1]
+            if self.layout.sizes[i + 1] > self.layout.max_width:
+                self.layout.max_width = self.layout.sizes[i + 1]
+            self.layout.a_off[i] = 0
+        self.n_in = self.layout.sizes[0]
+        self.n_out = self.layout.sizes[n_layers]
+        self.n_params = offset
+
+        if params.ndim != 1 or params.shape[0] != offset or not params.flags.c_contiguous:
+            raise ValueError(f"params must be a contiguous vector of {offset} values")
+        if params.dtype == np.float64:
+            self.is_double = True
+            self.typenum = cnp.NPY_DOUBLE
+            self.params64 = params
+            self.grads = np.zeros(offset, dtype=np.float64)
+            self.grads64 = self.grads
+            self._scratch_array = np.zeros(self.layout.max_width, dtype=np.float64)
+            self.scratch64 = self._scratch_array
+        elif params.dtype == np.float32:
+            self.is_double = False
+            self.typenum = cnp.NPY_FLOAT
+            self.params32 = params
+            self.grads = np.zeros(offset, dtype=np.float32)
+            self.grads32 = self.grads
+            self._scratch_array = np.zeros(self.layout.max_width, dtype=np.float32)
+            self.scratch32 = self._scratch_array
+        else:
+            raise TypeError(f"params must be float32 or float64, got {params.dtype}")
+        self.params = params
+        self.coerce = coerce
+        self.capacity = 0
+        self.dx_capacity = 0
+
+    def __dealloc__(self):
+        free(self.layout.sizes)
+        free(self.layout.act)
+        free(self.layout.w_off)
+        free(self.layout.b_off)
+        free(self.layout.a_off)
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+
+    # -- buffers ------------------------------------------------------------
+
+    cdef _ensure_capacity(self, Py_ssize_t n):
+        """Grow the activation and delta buffers to hold n rows (lock held)."""
+        cdef int i
+        cdef Py_ssize_t offset = 0
+        if n <= self.capacity:
+            return
+        dtype = np.float64 if self.is_double else np.float32
+        self._acts_array = np.empty(n * self.act_width, dtype=dtype)
+        self._deltas_array = np.empty(n * self.act_width, dtype=dtype)
+        if self.is_double:
+            self.acts64 = self._acts_array
+            self.deltas64 = self._deltas_array
+        else:
+            self.acts32 = self._acts_array
+            self.deltas32 = self._deltas_array
+        for i in range(self.layout.n_layers):
+            self.layout.a_off[i] = offset
+            offset += n * self.layout.sizes[i + 1]
+        self.capacity = n
+
+    cdef _ensure_dx_capacity(self, Py_ssize_t n):
+        if n <= self.dx_capacity:
+            return
+        dtype = np.float64 if self.is_double else np.float32
+        self._dx_array = np.empty(n * self.n_in, dtype=dtype)
+        if self.is_double:
+            self.dx64 = self._dx_array
+        else:
+            self.dx32 = self._dx_array
+        self.dx_capacity = n
+
+    # -- input checks -------------------------------------------------------
+
+    cdef tuple _check(self, X, y, sample_weight, bint need_y):
+        """Return (X, y, sample_weight, y_is_labels) in kernel-ready form.
+
+        The compiled fast check accepts arrays already in that form; the
+        Python coerce function handles everything else (or raises).  Value
+        checks run here in compiled loops either way.
+        """
+        cdef Py_ssize_t n
+        cdef bint labels = False
+        if not self._fast_ok(X, y, sample_weight, need_y):
+            X, y, sample_weight = self.coerce(X, y, sample_weight)
+            if not self._fast_ok(X, y, sample_weight, need_y):
+                raise RuntimeError("internal error: coerce returned arrays the core cannot read")
+        n = cnp.PyArray_DIMS(<cnp.ndarray> X)[0]
+        if need_y and cnp.PyArray_TYPE(<cnp.ndarray> y) == cnp.NPY_INTP:
+            labels = True
+        self._check_values(X, y if need_y else None, sample_weight, labels)
+        return X, y, sample_weight, labels
+
+    cdef bint _fast_ok(self, X, y, sample_weight, bint need_y):
+        cdef intp_t* dims
+        cdef intp_t n
+        if not _ready(X, self.typenum, 2):
+            return False
+        dims = cnp.PyArray_DIMS(<cnp.ndarray> X)
+        n = dims[0]
+        if n < 1 or dims[1] != self.n_in:
+            return False
+        if need_y:
+            if self.layout.loss == CROSS_ENTROPY and _ready(y, cnp.NPY_INTP, 1):
+                if cnp.PyArray_DIMS(<cnp.ndarray> y)[0] != n:
+                    return False
+            elif _ready(y, self.typenum, 2):
+                dims = cnp.PyArray_DIMS(<cnp.ndarray> y)
+                if dims[0] != n or dims[1] != self.n_out:
+                    return False
+            elif self.n_out == 1 and _ready(y, self.typenum, 1):
+                if cnp.PyArray_DIMS(<cnp.ndarray> y)[0] != n:
+                    return False
+            else:
+                return False
+        if sample_weight is not None:
+            if not _ready(sample_weight, self.typenum, 1):
+                return False
+            if cnp.PyArray_DIMS(<cnp.ndarray> sample_weight)[0] != n:
+                return False
+        return True
+
+    cdef _check_values(self, X, y, sample_weight, bint labels):
+        cdef cnp.ndarray arr = <cnp.ndarray> X
+        cdef Py_ssize_t count = cnp.PyArray_SIZE(arr)
+        cdef Py_ssize_t bad
+        cdef void* data = cnp.PyArray_DATA(arr)
+        cdef double low = 0, high = 1
+        cdef intp_t n_out = self.n_out
+        with nogil:
+            if self.is_double:
+                bad = first_nonfinite(<double*> data, count)
+            else:
+                bad = first_nonfinite(<float*> data, count)
+        if bad >= 0:
+            _raise_bad_value("X", X, bad, "NaN or infinity; inputs must be finite")
+        if y is not None:
+            arr = <cnp.ndarray> y
+            count = cnp.PyArray_SIZE(arr)
+            data = cnp.PyArray_DATA(arr)
+            if labels:
+                with nogil:
+                    bad = first_bad_label(<intp_t*> data, count, n_out)
+                if bad >= 0:
+                    raise ValueError(
+                        f"class label {int(y[bad])} at index {bad} is out of range: "
+                        f"labels must be integers in 0..{n_out - 1} for {n_out} outputs")
+            elif self.layout.loss == SQUARED_ERROR:
+                with nogil:
+                    if self.is_double:
+                        bad = first_nonfinite(<double*> data, count)
+                    else:
+                        bad = first_nonfinite(<float*> data, count)
+                if bad >= 0:
+                    _raise_bad_value("y", y, bad, "NaN or infinity; targets must be finite")
+            else:
+                with nogil:
+                    if self.is_double:
+                        bad = first_outside(<double*> data, count, low, high)
+                    else:
+                        bad = first_outside(<float*> data, count, low, high)
+                if bad >= 0:
+                    _raise_bad_value("y", y, bad,
+                                     "outside [0, 1]; cross-entropy targets are probabilities")
+        if sample_weight is not None:
+            arr = <cnp.ndarray> sample_weight
+            count = cnp.PyArray_SIZE(arr)
+            data = cnp.PyArray_DATA(arr)
+            high = np.inf
+            with nogil:
+                if self.is_double:
+                    bad = first_outside(<double*> data, count, low, high)
+                else:
+                    bad = first_outside(<float*> data, count, low, high)
+            if bad >= 0:
+                _raise_bad_value("sample_weight", sample_weight, bad,
+                                 "negative, NaN or infinite; weights must be finite and >= 0")
+            if not _weight_total(sample_weight, self.is_double) > 0:
+                raise ValueError("sample_weight sums to zero: at least one weight must be positive")
+
+    # -- entry points -------------------------------------------------------
+
+    def predict(self, X):
+        """A_L (n, n_out) for X (n, n_in); a new array."""
+        X, _, _, _ = self._check(X, None, None, False)
+        cdef cnp.ndarray arr = <cnp.ndarray> X
+        cdef int n = <int> cnp.PyArray_DIMS(arr)[0]
+        cdef cnp.npy_intp dims[2]
+        dims[0] = n
+        dims[1] = self.n_out
+        out = cnp.PyArray_EMPTY(2, dims, self.typenum, 0)
+        cdef void* x = cnp.PyArray_DATA(arr)
+        cdef void* o = cnp.PyArray_DATA(<cnp.ndarray> out)
+        with nogil:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        try:
+            self._ensure_capacity(min(n, max(self.capacity, EVAL_CHUNK)))
+            with nogil:
+                if self.is_double:
+                    _predict_chunks(&self.layout, &self.params64[0], <double*> x, n,
+                                    &self.acts64[0], <int> self.capacity, <double*> o)
+                else:
+                    _predict_chunks(&self.layout, &self.params32[0], <float*> x, n,
+                                    &self.acts32[0], <int> self.capacity, <float*> o)
+        finally:
+            PyThread_release_lock(self.lock)
+        return out
+
+    def loss(self, X, y, sample_weight=None):
+        """Weighted mean loss of the batch (a float); the network is unchanged."""
+        X, y, sample_weight, is_labels = self._check(X, y, sample_weight, True)
+        cdef int n = <int> cnp.PyArray_DIMS(<cnp.ndarray> X)[0]
+        cdef double total = _weight_total(sample_weight, self.is_double) if sample_weight is not None else n
+        cdef void* x = cnp.PyArray_DATA(<cnp.ndarray> X)
+        cdef void* t = NULL
+        cdef intp_t* labels = NULL
+        cdef void* w = cnp.PyArray_DATA(<cnp.ndarray> sample_weight) if sample_weight is not None else NULL
+        if is_labels:
+            labels = <intp_t*> cnp.PyArray_DATA(<cnp.ndarray> y)
+        else:
+            t = cnp.PyArray_DATA(<cnp.ndarray> y)
+        cdef double result
+        with nogil:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        try:
+            self._ensure_capacity(min(n, max(self.capacity, EVAL_CHUNK)))
+            with nogil:
+                if self.is_double:
+                    result = _loss_chunks(&self.layout, &self.params64[0], <double*> x, n,
+                                          <double*> t, labels,
+                                          <double*> w, total, &self.acts64[0], <int> self.capacity)
+                else:
+                    result = _loss_chunks(&self.layout, &self.params32[0], <float*> x, n,
+                                          <float*> t, labels,
+                                          <float*> w, total, &self.acts32[0], <int> self.capacity)
+        finally:
+            PyThread_release_lock(self.lock)
+        return result
+
+    def loss_and_grad(self, X, y, sample_weight=None, bint input_grad=False):
+        """Loss of the batch; dW, db into ``grads`` (and dX into an internal
+        buffer, returned as a view, when input_grad).  Returns (loss, dX or None)."""
+        return self._step(X, y, sample_weight, 0.0, False, input_grad)
+
+    def train_step(self, X, y, sample_weight, double lr):
+        """One SGD step fused into the backward pass; returns the loss before it.
+
+        Raises FloatingPointError, leaving the parameters untouched, when the
+        loss is not finite.
+        """
+        if not (lr >= 0 and isfinite(lr)):
+            raise ValueError(f"learning rate must be a finite number >= 0, got {lr!r}")
+        return self._step(X, y, sample_weight, lr, True, False)[0]
+
+    cdef tuple _step(self, X, y, sample_weight, double lr, bint update, bint input_grad):
+        X, y, sample_weight, is_labels = self._check(X, y, sample_weight, True)
+        cdef int n = <int> cnp.PyArray_DIMS(<cnp.ndarray> X)[0]
+        cdef double total = _weight_total(sample_weight, self.is_double) if sample_weight is not None else n
+        cdef void* x = cnp.PyArray_DATA(<cnp.ndarray> X)
+        cdef void* t = NULL
+        cdef intp_t* labels = NULL
+        cdef void* w = cnp.PyArray_DATA(<cnp.ndarray> sample_weight) if sample_weight is not None else NULL
+        if is_labels:
+            labels = <intp_t*> cnp.PyArray_DATA(<cnp.ndarray> y)
+        else:
+            t = cnp.PyArray_DATA(<cnp.ndarray> y)
+        cdef double result
+        dx_view = None
+        with nogil:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        try:
+            self._ensure_capacity(n)
+            if input_grad:
+                self._ensure_dx_capacity(n)
+            with nogil:
+                if self.is_double:
+                    result = _step_kernel(
+                        &self.layout, &self.params64[0], <double*> x, n,
+                        <double*> t, labels,
+                        <double*> w, total, &self.acts64[0], &self.deltas64[0],
+                        NULL if update else &self.grads64[0], <double> lr, &self.scratch64[0],
+                        &self.dx64[0] if input_grad else NULL)
+                else:
+                    result = _step_kernel(
+                        &self.layout, &self.params32[0], <float*> x, n,
+                        <float*> t, labels,
+                        <float*> w, total, &self.acts32[0], &self.deltas32[0],
+                        NULL if update else &self.grads32[0], <float> lr, &self.scratch32[0],
+                        &self.dx32[0] if input_grad else NULL)
+            if input_grad and isfinite(result):
+                dx_view = self._dx_array[:n * self.n_in].reshape(n, self.n_in)
+        finally:
+            PyThread_release_lock(self.lock)
+        if not isfinite(result):
+            raise FloatingPointError(
+                f"the loss is {result}: the network's outputs overflowed (diverging "
+                "weights?); no gradient was computed and the parameters are unchanged")
+        return result, dx_view
+
+
+cdef double _weight_total(sample_weight, bint is_double):
+    """sum(sample_weight) in double, by a compiled loop (no temporary)."""
+    cdef cnp.ndarray arr = <cnp.ndarray> sample_weight
+    cdef Py_ssize_t i, count = cnp.PyArray_SIZE(arr)
+    cdef double total = 0
+    cdef double* d = <double*> cnp.PyArray_DATA(arr)
+    cdef float* f = <float*> cnp.PyArray_DATA(arr)
+    with nogil:
+        if is_double:
+            for i in range(count):
+                total += d[i]
+        else:
+            for i in range(count):
+                total += f[i]
+    return total
+
+
+cdef _raise_bad_value(str name, array, Py_ssize_t flat_index, str what):
+    index = np.unravel_index(flat_index, array.shape)
+    where = index[0] if len(index) == 1 else tuple(int(i) for i in index)
+    raise ValueError(f"{name}[{where}] = {array.flat[flat_index]!r} is {what}")
+
+
+cdef void _predict_chunks(const Layout* L, const floating* params, const floating* X,
+                          int n, floating* acts, int chunk, floating* out) noexcept nogil:
+    """out := MLP(X) in chunks of at most chunk rows."""
+    cdef int rows
+    cdef int n_in = L.sizes[0], n_out = L.sizes[L.n_layers]
+    cdef floating* Z = acts + L.a_off[L.n_layers - 1]
+    cdef int start = 0
+    while start < n:
+        rows = min(chunk, n - start)
+        forward(L, params, X + <Py_ssize_t> start * n_in, rows, acts)
+        apply_output(L.act[L.n_layers - 1], Z, rows, n_out)
+        memcpy(out + <Py_ssize_t> start * n_out, Z, <Py_ssize_t> rows * n_out * sizeof(floating))
+        start += rows
+
+
+cdef double _loss_chunks(const Layout* L, const floating* params, const floating* X, int n,
+                         const floating* Y, const intp_t* labels, const floating* sw,
+                         double weight_total, floating* acts, int chunk) noexcept nogil:
+    """Weighted mean loss over X in chunks of at most chunk rows."""
+    cdef int rows
+    cdef int n_in = L.sizes[0]
+    cdef double total = 0
+    cdef floating* Z = acts + L.a_off[L.n_layers - 1]
+    cdef int start = 0
+    while start < n:
+        rows = min(chunk, n - start)
+        forward(L, params, X + <Py_ssize_t> start * n_in, rows, acts)
+        total += output_and_loss(L, Z, rows, start, Y, labels, sw, weight_total, NULL)
+        start += rows
+    return total
+
+
+cdef double _step_kernel(const Layout* L, floating* params, const floating* X, int n,
+                         const floating* Y, const intp_t* labels, const floating* sw,
+                         double weight_total, floating* acts, floating* deltas,
+                         floating* grads, floating lr, floating* scratch,
+                         floating* dX) noexcept nogil:
+    """Forward, loss and backward of one batch; the loss is returned.
+
+    grads NULL means the fused SGD update.  Nothing is backpropagated when
+    the loss is not finite, so a failed step leaves the parameters as they were.
+    """
+    cdef int last = L.n_layers - 1
+    forward(L, params, X, n, acts)
+    cdef double loss = output_and_loss(L, acts + L.a_off[last], n, 0, Y, labels, sw,
+                                       weight_total, deltas + L.a_off[last])
+    if isfinite(loss):
+        backward(L, params, X, n, acts, deltas, grads, lr, scratch, dX)
+    return loss

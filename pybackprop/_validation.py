@@ -1,0 +1,205 @@
+"""Input validation and conversion: the guard in front of the compiled core.
+
+The kernels run with bounds checks off and trust what they are given, so
+everything a user can get wrong is caught here (or in the compiled value
+checks of ``_core``) with a ``ValueError`` or ``TypeError`` that says what
+was expected and what came, before any kernel runs.
+"""
+
+import numbers
+
+import numpy as np
+
+# Codes shared with csrc/_activations.pxd (enums Activation and Loss).
+HIDDEN_ACTIVATIONS = {"identity": 0, "sigmoid": 1, "relu": 2, "tanh": 3}
+OUTPUT_ACTIVATIONS = {"identity": 0, "sigmoid": 1, "softmax": 4}
+LOSSES = {"squared_error": 0, "binary_cross_entropy": 1, "cross_entropy": 2}
+
+# The (output, loss) pairs whose gradient the core computes exactly.
+VALID_PAIRS = (
+    ("identity", "squared_error"),
+    ("sigmoid", "squared_error"),
+    ("sigmoid", "binary_cross_entropy"),
+    ("softmax", "cross_entropy"),
+)
+DEFAULT_LOSS = {"identity": "squared_error", "sigmoid": "binary_cross_entropy",
+                "softmax": "cross_entropy"}
+DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+def _choice(kind, value, valid):
+    if not isinstance(value, str) or value not in valid:
+        raise ValueError(f"unknown {kind} {value!r}; valid choices: {', '.join(sorted(valid))}")
+    return value
+
+
+def check_layer_sizes(layer_sizes):
+    """Return layer_sizes as a tuple of positive ints (at least input and output)."""
+    if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+        raise TypeError(f"layer_sizes must be a sequence of ints like [2, 2, 1], got {layer_sizes!r}")
+    sizes = []
+    for size in layer_sizes:
+        if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral):
+            raise TypeError(f"layer sizes must be integers, got {size!r} in {list(layer_sizes)!r}")
+        if size < 1:
+            raise ValueError(f"layer sizes must be >= 1, got {size} in {list(layer_sizes)!r}")
+        if size > 2**31 - 1:
+            raise ValueError(f"layer size {size} is too large")
+        sizes.append(int(size))
+    if len(sizes) < 2:
+        raise ValueError(f"layer_sizes needs at least [n_in, n_out], got {list(layer_sizes)!r}")
+    return tuple(sizes)
+
+
+def check_activations(activation, n_hidden):
+    """Return one hidden activation name per hidden layer."""
+    if isinstance(activation, str):
+        names = [activation] * n_hidden
+    else:
+        try:
+            names = list(activation)
+        except TypeError:
+            raise TypeError(f"activation must be a name or a list of names, got {activation!r}") from None
+        if len(names) != n_hidden:
+            raise ValueError(f"activation lists one name per hidden layer: expected {n_hidden}, "
+                             f"got {len(names)} ({names!r})")
+    for name in names:
+        _choice("activation", name, HIDDEN_ACTIVATIONS)
+    return tuple(names)
+
+
+def check_output_loss(output, loss, n_out):
+    """Return (output, loss) after checking the names and that they fit together."""
+    _choice("output activation", output, OUTPUT_ACTIVATIONS)
+    if loss is None:
+        loss = DEFAULT_LOSS[output]
+    _choice("loss", loss, LOSSES)
+    if (output, loss) not in VALID_PAIRS:
+        pairs = ", ".join(f"output={o!r} with loss={l!r}" for o, l in VALID_PAIRS)
+        raise ValueError(f"output={output!r} cannot be used with loss={loss!r}; valid combinations: {pairs}")
+    if output == "softmax" and n_out < 2:
+        raise ValueError(f"a softmax output needs at least 2 units, got {n_out}; "
+                         "use output='sigmoid' with loss='binary_cross_entropy' for two classes")
+    return output, loss
+
+
+def check_dtype(dtype):
+    """Return the numpy dtype for 'float32' or 'float64' (names or dtypes)."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in DTYPES.values():
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def check_learning_rate(lr):
+    """Return lr as a float, finite and >= 0."""
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"learning rate must be a real number, got {lr!r}")
+    lr = float(lr)
+    if not (lr >= 0 and np.isfinite(lr)):
+        raise ValueError(f"learning rate must be a finite number >= 0, got {lr!r}")
+    return lr
+
+
+def _as_real_array(value, name):
+    """np.asarray(value), refusing anything that is not real numbers."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be an array of real numbers: {exc}") from None
+    kind = array.dtype.kind
+    if kind not in "fiu":
+        what = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes",
+                "M": "datetime", "m": "timedelta", "V": "structured"}.get(kind, str(array.dtype))
+        raise TypeError(f"{name} must hold real numbers (integer or float), got {what} dtype {array.dtype}")
+    return array
+
+
+class BatchSpec:
+    """What the core expects of a batch for one network; callable as the
+    core's slow-path coercion ``(X, y, sample_weight) -> (X, y, sample_weight)``.
+    """
+
+    __slots__ = ("n_in", "n_out", "dtype", "loss")
+
+    def __init__(self, n_in, n_out, dtype, loss):
+        self.n_in = n_in
+        self.n_out = n_out
+        self.dtype = dtype
+        self.loss = loss
+
+    def __call__(self, X, y, sample_weight):
+        X, single = self.coerce_X(X)
+        n = X.shape[0]
+        if y is not None:
+            y = self.coerce_y(y, n, single)
+        if sample_weight is not None:
+            sample_weight = self.coerce_sample_weight(sample_weight, n, single)
+        return X, y, sample_weight
+
+    def coerce_X(self, X):
+        """X as a C-contiguous (n, n_in) array of the network's dtype.
+
+        Returns (X, single) where single says a 1-D sample was given.
+        """
+        X = _as_real_array(X, "X")
+        single = False
+        if X.ndim == 1:
+            if X.shape[0] != self.n_in:
+                raise ValueError(f"X must have shape (n_samples, {self.n_in}) or ({self.n_in},) "
+                                 f"for one sample; got shape {X.shape}")
+            X = X.reshape(1, self.n_in)
+            single = True
+        elif X.ndim != 2:
+            raise ValueError(f"X must be 2-D with shape (n_samples, {self.n_in}); got {X.ndim}-D shape {X.shape}")
+        if X.shape[1] != self.n_in:
+            raise ValueError(f"X must have {self.n_in} features (columns); got shape {X.shape}")
+        if X.shape[0] == 0:
+            raise ValueError(f"X is an empty batch (shape {X.shape}); need at least one sample")
+        return np.ascontiguousarray(X, dtype=self.dtype), single
+
+    def coerce_y(self, y, n, single):
+        """y as (n, n_out) targets of the network's dtype, (n,) targets when
+        n_out == 1, or (n,) intp class labels for cross-entropy."""
+        y = _as_real_array(y, "y")
+        if single:
+            # One sample: a scalar target or label, or one row of targets.
+            if y.ndim == 0:
+                y = y.reshape(1)
+            elif y.ndim == 1 and y.shape[0] == self.n_out and self.n_out > 1:
+                y = y.reshape(1, self.n_out)
+        if self.loss == "cross_entropy" and y.ndim == 1:
+            if y.dtype.kind not in "iu":
+                raise TypeError(f"1-D y for cross_entropy must hold integer class labels, got dtype {y.dtype}; "
+                                f"pass y.astype(int), or probability rows of shape (n_samples, {self.n_out})")
+            if y.shape[0] != n:
+                raise ValueError(f"y has {y.shape[0]} labels for {n} samples")
+            if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.intp).max:
+                raise ValueError(f"class labels must be in 0..{self.n_out - 1}")
+            return np.ascontiguousarray(y, dtype=np.intp)
+        if y.ndim == 1 and self.n_out == 1:
+            if y.shape[0] != n:
+                raise ValueError(f"y has {y.shape[0]} targets for {n} samples")
+        elif y.ndim == 2:
+            if y.shape != (n, self.n_out):
+                raise ValueError(f"y must have shape ({n}, {self.n_out}); got {y.shape}")
+        else:
+            expected = f"({n}, {self.n_out})"
+            if self.n_out == 1:
+                expected += f" or ({n},)"
+            if self.loss == "cross_entropy":
+                expected += f", or integer labels ({n},)"
+            raise ValueError(f"y must have shape {expected}; got {y.ndim}-D shape {y.shape}")
+        return np.ascontiguousarray(y, dtype=self.dtype)
+
+    def coerce_sample_weight(self, sample_weight, n, single):
+        """sample_weight as a contiguous (n,) array of the network's dtype."""
+        sample_weight = _as_real_array(sample_weight, "sample_weight")
+        if single and sample_weight.ndim == 0:
+            sample_weight = sample_weight.reshape(1)
+        if sample_weight.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},); got {sample_weight.shape}")
+        return np.ascontiguousarray(sample_weight, dtype=self.dtype)

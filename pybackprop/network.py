@@ -1,0 +1,305 @@
+"""The MLP class: validation, parameter layout and dispatch to the compiled core."""
+
+import numpy as np
+
+from . import _validation
+from ._core import Network
+
+
+class ParameterList(list):
+    """A list of live parameter arrays (views of the network's parameters).
+
+    Writing into an array (``net.weights[0][...] = W``) changes the network.
+    Assigning an item (``net.weights[0] = W``) copies ``W`` into the live
+    array after checking its shape, so it changes the network too.
+    """
+
+    def __setitem__(self, index, value):
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError("assign one parameter array at a time: net.weights[i] = array")
+        target = self[index]
+        value = _validation._as_real_array(value, "parameter")
+        if value.shape != target.shape:
+            raise ValueError(f"parameter {index} has shape {target.shape}; got {value.shape}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"parameter {index} must be finite")
+        target[...] = value
+
+    def __delitem__(self, index):
+        raise TypeError("the network's parameter list has a fixed length")
+
+    def append(self, value):
+        raise TypeError("the network's parameter list has a fixed length")
+
+
+class MLP:
+    """A dense multilayer perceptron with a compiled forward and backward pass.
+
+    Layer ``i`` computes ``Z_i = A_{i-1} W_i^T + b_i`` with ``W_i`` of shape
+    ``(n_out, n_in)`` (the textbook and PyTorch layout), ``A_{-1} = X``, and
+    ``A_i = act_i(Z_i)``.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_in, n_hidden_1, ..., n_out]``; at least input and output.
+    activation : str or sequence of str, default "relu"
+        Hidden activation: one of "relu", "sigmoid", "tanh", "identity", or a
+        list with one name per hidden layer.
+    output : str, default "identity"
+        Output activation: "identity", "sigmoid" or "softmax".
+    loss : str, optional
+        "squared_error", "binary_cross_entropy" or "cross_entropy".  Defaults
+        to the natural loss of the output: identity -> squared_error,
+        sigmoid -> binary_cross_entropy, softmax -> cross_entropy.  Valid
+        pairs: (identity, squared_error), (sigmoid, squared_error),
+        (sigmoid, binary_cross_entropy), (softmax, cross_entropy).
+    dtype : {"float64", "float32"}, default "float64"
+        Parameter and computation dtype.  Float and integer inputs of any
+        width are converted to it (a copy); bool, complex, object and string
+        inputs raise ``TypeError``.
+    seed : int or None
+        Seed of the initialisation (``numpy.random.default_rng(seed)``).
+
+    Notes
+    -----
+    Loss of a batch: the weighted mean ``sum_i w_i l_i / sum_i w_i`` of the
+    per-sample losses (the plain mean without ``sample_weight``), where
+    ``l_i`` is ``0.5 * sum_k (yhat_k - y_k)^2`` (squared_error),
+    ``-sum_k [y_k log yhat_k + (1 - y_k) log(1 - yhat_k)]``
+    (binary_cross_entropy) or ``-sum_k y_k log softmax(z)_k``
+    (cross_entropy).  Gradients are the exact derivatives of that loss.
+
+    Initialisation: weights of a layer followed by ReLU are He-uniform,
+    ``U(-sqrt(6 / n_in), sqrt(6 / n_in))``; all other layers (the output
+    layer included) are Glorot-uniform, ``U(-sqrt(6 / (n_in + n_out)), ...)``;
+    biases start at zero.  Values are drawn in float64 and rounded to the
+    dtype, so float32 and float64 networks with one seed start alike.
+
+    Threads: every call holds a per-network lock while it computes (with
+    the GIL released), so two threads can share one network without
+    corrupting it; their calls run one after the other.  Separate networks
+    train in parallel.
+    """
+
+    def __init__(self, layer_sizes, activation="relu", output="identity", loss=None,
+                 dtype="float64", seed=None):
+        sizes = _validation.check_layer_sizes(layer_sizes)
+        activations = _validation.check_activations(activation, len(sizes) - 2)
+        output, loss = _validation.check_output_loss(output, loss, sizes[-1])
+        dtype = _validation.check_dtype(dtype)
+        n_params = sum(n_out * n_in + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        self._build(sizes, activations, output, loss, np.zeros(n_params, dtype=dtype))
+        self.initialize(seed)
+
+    def _build(self, sizes, activations, output, loss, params):
+        """Wire the compiled core to params, a flat vector it uses in place."""
+        self._layer_sizes = sizes
+        self._activations = activations
+        self._output = output
+        self._loss = loss
+        codes = [_validation.HIDDEN_ACTIVATIONS[a] for a in activations]
+        codes.append(_validation.OUTPUT_ACTIVATIONS[output])
+        spec = _validation.BatchSpec(sizes[0], sizes[-1], params.dtype, loss)
+        self._core = Network(sizes, codes, _validation.LOSSES[loss], params, spec)
+        self._params = params
+        self._weight_views, self._bias_views = self._views(params)
+        self._grad_weight_views, self._grad_bias_views = self._views(self._core.grads)
+
+    def _views(self, flat):
+        """Per-layer (W, b) views into a flat parameter-layout vector."""
+        weights, biases = [], []
+        offset = 0
+        for n_in, n_out in zip(self._layer_sizes[:-1], self._layer_sizes[1:]):
+            weights.append(flat[offset:offset + n_out * n_in].reshape(n_out, n_in))
+            offset += n_out * n_in
+            biases.append(flat[offset:offset + n_out])
+            offset += n_out
+        return tuple(weights), tuple(biases)
+
+    def initialize(self, seed=None):
+        """Draw fresh initial weights (He or Glorot uniform) and zero biases.
+
+        Parameters
+        ----------
+        seed : int or None
+            Seed for ``numpy.random.default_rng``.
+        """
+        rng = np.random.default_rng(seed)
+        layer_acts = self._activations + (self._output,)
+        for W, b, act in zip(self._weight_views, self._bias_views, layer_acts):
+            n_out, n_in = W.shape
+            limit = np.sqrt(6.0 / n_in) if act == "relu" else np.sqrt(6.0 / (n_in + n_out))
+            W[...] = rng.uniform(-limit, limit, size=W.shape)
+            b[...] = 0.0
+
+    # -- description --------------------------------------------------------
+
+    @property
+    def layer_sizes(self):
+        """tuple of int: ``(n_in, n_hidden..., n_out)``."""
+        return self._layer_sizes
+
+    @property
+    def activations(self):
+        """tuple of str: the activation of each hidden layer."""
+        return self._activations
+
+    @property
+    def output(self):
+        """str: the output activation."""
+        return self._output
+
+    @property
+    def loss_name(self):
+        """str: the loss function's name."""
+        return self._loss
+
+    @property
+    def dtype(self):
+        """numpy.dtype: float32 or float64."""
+        return self._params.dtype
+
+    @property
+    def n_in(self):
+        return self._layer_sizes[0]
+
+    @property
+    def n_out(self):
+        return self._layer_sizes[-1]
+
+    @property
+    def n_params(self):
+        """int: number of weights and biases."""
+        return self._params.shape[0]
+
+    @property
+    def weights(self):
+        """list of ndarray (n_out, n_in): the live weight matrices, first layer first."""
+        return ParameterList(self._weight_views)
+
+    @property
+    def biases(self):
+        """list of ndarray (n_out,): the live bias vectors."""
+        return ParameterList(self._bias_views)
+
+    @property
+    def parameters(self):
+        """ndarray (n_params,): every weight and bias in one live flat vector
+        (per layer, ``W`` row-major then ``b``)."""
+        return self._params
+
+    def __repr__(self):
+        acts = self._activations
+        activation = repr(acts[0]) if len(set(acts)) == 1 else repr(list(acts))
+        return (f"MLP({list(self._layer_sizes)}, activation={activation}, output={self._output!r}, "
+                f"loss={self._loss!r}, dtype={self.dtype.name!r})")
+
+    # -- computation --------------------------------------------------------
+
+    def predict(self, X):
+        """Network outputs ``A_L``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_in) or (n_in,)
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_out), or (n_out,) for a 1-D X
+            A new array of the network's dtype (probabilities for sigmoid
+            and softmax outputs).
+        """
+        if getattr(X, "ndim", 2) == 2 and not isinstance(X, (list, tuple)):
+            return self._core.predict(X)
+        X = _validation._as_real_array(X, "X")
+        if X.ndim == 1:
+            return self._core.predict(X.reshape(1, -1) if X.shape[0] == self.n_in else X)[0]
+        return self._core.predict(X)
+
+    def loss(self, X, y, sample_weight=None):
+        """Weighted mean loss of a batch; the network is not changed.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_in)
+        y : array_like, shape (n_samples, n_out), or (n_samples,) when
+            n_out == 1, or integer class labels (n_samples,) for cross_entropy
+        sample_weight : array_like, shape (n_samples,), optional
+            Non-negative weights; the loss is ``sum w_i l_i / sum w_i``.
+
+        Returns
+        -------
+        float
+        """
+        return self._core.loss(X, y, sample_weight)
+
+    def loss_and_grad(self, X, y, sample_weight=None, *, input_grad=False, copy=False):
+        """Loss of a batch and its gradient with respect to every parameter.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As in :meth:`loss`.
+        input_grad : bool, default False
+            Also return ``dX``, the gradient of the loss with respect to X.
+        copy : bool, default False
+            Return new arrays.  Without it the gradient arrays are views of
+            the network's gradient buffers: the next ``loss_and_grad`` call
+            overwrites them (as PyTorch's ``.grad`` is overwritten), which is
+            what keeps a training loop free of allocation.
+
+        Returns
+        -------
+        loss : float
+        grad_weights : tuple of ndarray (n_out, n_in)
+            ``dW`` per layer, shaped like :attr:`weights`.
+        grad_biases : tuple of ndarray (n_out,)
+            ``db`` per layer.
+        grad_input : ndarray (n_samples, n_in)
+            Only with ``input_grad=True``.
+        """
+        loss, dX = self._core.loss_and_grad(X, y, sample_weight, input_grad)
+        grad_weights, grad_biases = self._grad_weight_views, self._grad_bias_views
+        if copy:
+            grad_weights = tuple(g.copy() for g in grad_weights)
+            grad_biases = tuple(g.copy() for g in grad_biases)
+            if dX is not None:
+                dX = dX.copy()
+        if input_grad:
+            return loss, grad_weights, grad_biases, dX
+        return loss, grad_weights, grad_biases
+
+    def train_step(self, X, y, lr, sample_weight=None):
+        """One plain SGD step on a batch: ``W -= lr * dW``, ``b -= lr * db``.
+
+        The update is fused into the backward pass (each layer's ``dW`` is
+        never stored); it equals :meth:`loss_and_grad` followed by the
+        update, up to floating-point rounding.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As in :meth:`loss`.
+        lr : float
+            Learning rate, finite and >= 0.
+
+        Returns
+        -------
+        float
+            The loss of the batch before the step.
+
+        Raises
+        ------
+        FloatingPointError
+            If the loss is not finite (the outputs overflowed); the
+            parameters are left unchanged.
+        """
+        return self._core.train_step(X, y, sample_weight, lr)
+
+    def copy(self):
+        """An independent network with the same architecture and parameters."""
+        clone = MLP.__new__(MLP)
+        clone._build(self._layer_sizes, self._activations, self._output, self._loss,
+                     self._params.copy())
+        return clone
