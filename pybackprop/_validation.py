@@ -183,10 +183,7 @@ class BatchSpec:
         if y.ndim == 1 and self.n_out == 1:
             if y.shape[0] != n:
                 raise ValueError(f"y has {y.shape[0]} targets for {n} samples")
-        elif y.ndim == 2:
-            if y.shape != (n, self.n_out):
-                raise ValueError(f"y must have shape ({n}, {self.n_out}); got {y.shape}")
-        else:
+        elif y.ndim != 2 or y.shape != (n, self.n_out):
             expected = f"({n}, {self.n_out})"
             if self.n_out == 1:
                 expected += f" or ({n},)"

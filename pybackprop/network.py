@@ -295,6 +295,8 @@ class MLP:
             If the loss is not finite (the outputs overflowed); the
             parameters are left unchanged.
         """
+        if type(lr) is not float:
+            lr = _validation.check_learning_rate(lr)
         return self._core.train_step(X, y, sample_weight, lr)
 
     def copy(self):
