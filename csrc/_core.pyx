@@ -22,8 +22,9 @@ from cpython.pythread cimport (
     PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
     PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK,
 )
+from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
-from libc.math cimport exp, log, isfinite
+from libc.math cimport exp, log, isfinite, pow, sqrt
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
@@ -244,6 +245,118 @@ cdef void backward(const Layout* L, floating* params, const floating* X, int n,
                 b[j] -= lr * scratch[j]
 
 
+# Optimizer kinds (pybackprop/optim.py builds the configuration).
+cdef enum OptimizerKind:
+    FUSED_SGD = 0     # plain SGD, applied inside the backward pass
+    SGD = 1           # SGD with momentum / Nesterov / weight decay
+    ADAM = 2          # Adam, or AdamW when decoupled
+
+
+cdef struct OptConfig:
+    int kind
+    double lr, momentum, dampening, weight_decay, beta1, beta2, eps
+    bint nesterov, decoupled
+    long long step        # updates applied so far
+
+
+cdef void sgd_segment(const OptConfig* opt, floating* p, const floating* g,
+                      floating* velocity, Py_ssize_t count, double weight_decay) noexcept nogil:
+    """PyTorch's SGD on one contiguous segment (opt.step already counts this update):
+    g' = g + wd p; v := g' on the first step, else v := mu v + (1 - dampening) g';
+    d = g' + mu v (Nesterov) or v (or g' without momentum); p := p - lr d."""
+    cdef Py_ssize_t i
+    cdef floating gi
+    cdef floating lr = <floating> opt.lr, wd = <floating> weight_decay
+    cdef floating mu = <floating> opt.momentum, damp = <floating> (1 - opt.dampening)
+    for i in range(count):
+        gi = g[i] + wd * p[i] if weight_decay != 0 else g[i]
+        if opt.momentum != 0:
+            if opt.step == 1:
+                velocity[i] = gi
+            else:
+                velocity[i] = mu * velocity[i] + damp * gi
+            if opt.nesterov:
+                gi = gi + mu * velocity[i]
+            else:
+                gi = velocity[i]
+        p[i] = p[i] - lr * gi
+
+
+cdef void adam_segment(const OptConfig* opt, floating* p, const floating* g,
+                       floating* m, floating* v, Py_ssize_t count, double weight_decay) noexcept nogil:
+    """PyTorch's Adam/AdamW on one contiguous segment, step t = opt.step:
+    AdamW: p := p (1 - lr wd); Adam: g' = g + wd p.
+    m := b1 m + (1 - b1) g'; v := b2 v + (1 - b2) g'^2;
+    p := p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
+    cdef Py_ssize_t i
+    cdef floating gi
+    cdef floating b1 = <floating> opt.beta1, b2 = <floating> opt.beta2
+    cdef floating one_b1 = <floating> (1 - opt.beta1), one_b2 = <floating> (1 - opt.beta2)
+    cdef floating step_size = <floating> (opt.lr / (1 - pow(opt.beta1, <double> opt.step)))
+    cdef floating bc2_sqrt = <floating> sqrt(1 - pow(opt.beta2, <double> opt.step))
+    cdef floating eps = <floating> opt.eps, wd = <floating> weight_decay
+    cdef floating shrink = <floating> (1 - opt.lr * weight_decay)
+    for i in range(count):
+        gi = g[i]
+        if weight_decay != 0:
+            if opt.decoupled:
+                p[i] = p[i] * shrink
+            else:
+                gi = gi + wd * p[i]
+        m[i] = b1 * m[i] + one_b1 * gi
+        v[i] = b2 * v[i] + one_b2 * gi * gi
+        p[i] = p[i] - step_size * (m[i] / (sqrt(v[i]) / bc2_sqrt + eps))
+
+
+cdef void optimizer_update(const Layout* L, OptConfig* opt, floating* params,
+                           const floating* grads, floating* state1,
+                           floating* state2) noexcept nogil:
+    """One optimizer update of every parameter from grads, in place.
+
+    Weight decay applies to the weights only, never to the biases.
+    """
+    cdef int i
+    cdef Py_ssize_t w_count, b_count
+    opt.step += 1
+    for i in range(L.n_layers):
+        w_count = L.b_off[i] - L.w_off[i]
+        b_count = L.sizes[i + 1]
+        if opt.kind == ADAM:
+            adam_segment(opt, params + L.w_off[i], grads + L.w_off[i], state1 + L.w_off[i],
+                         state2 + L.w_off[i], w_count, opt.weight_decay)
+            adam_segment(opt, params + L.b_off[i], grads + L.b_off[i], state1 + L.b_off[i],
+                         state2 + L.b_off[i], b_count, 0)
+        else:
+            sgd_segment(opt, params + L.w_off[i], grads + L.w_off[i], state1 + L.w_off[i],
+                        w_count, opt.weight_decay)
+            sgd_segment(opt, params + L.b_off[i], grads + L.b_off[i], state1 + L.b_off[i],
+                        b_count, 0)
+
+
+cdef void output_backward(int code, floating* A, const floating* dA, int n, int n_out,
+                          floating* dZ) noexcept nogil:
+    """dZ_L := dA_L * out'(Z_L) for a user-supplied dL/dA_L, from the saved A_L.
+
+    Softmax uses its Jacobian: dZ_k = A_k (dA_k - sum_j dA_j A_j).
+    """
+    cdef int r, k
+    cdef double inner
+    cdef Py_ssize_t i
+    if code == SOFTMAX:
+        for r in range(n):
+            inner = 0
+            for k in range(n_out):
+                inner += dA[r * n_out + k] * A[r * n_out + k]
+            for k in range(n_out):
+                i = <Py_ssize_t> r * n_out + k
+                dZ[i] = A[i] * <floating> (dA[i] - inner)
+    elif code == SIGMOID:
+        for i in range(<Py_ssize_t> n * n_out):
+            dZ[i] = dA[i] * (A[i] * (1 - A[i]))
+    else:
+        memcpy(dZ, dA, <Py_ssize_t> n * n_out * sizeof(floating))
+
+
 cdef Py_ssize_t first_nonfinite(const floating* values, Py_ssize_t count) noexcept nogil:
     """Index of the first NaN or inf in values, or -1."""
     cdef Py_ssize_t i
@@ -316,7 +429,11 @@ cdef class Network:
     cdef object _acts_array, _deltas_array, _dx_array, _scratch_array
     cdef float[::1] params32, grads32, acts32, deltas32, dx32, scratch32
     cdef double[::1] params64, grads64, acts64, deltas64, dx64, scratch64
-    cdef Py_ssize_t act_width, dx_capacity
+    cdef Py_ssize_t act_width, dx_capacity, gather_capacity
+    cdef object _gather_x, _gather_y, _gather_labels, _gather_w
+    cdef readonly long long epoch_step
+    cdef readonly double epoch_loss_sum, epoch_weight_sum
+    cdef readonly Py_ssize_t epoch_rows
     cdef PyThread_type_lock lock
 
     def __cinit__(self):
@@ -392,6 +509,7 @@ cdef class Network:
         self.coerce = coerce
         self.capacity = 0
         self.dx_capacity = 0
+        self.gather_capacity = 0
 
     def __dealloc__(self):
         free(self.layout.sizes)
@@ -663,6 +781,189 @@ cdef class Network:
         return result, dx_view
 
 
+    # -- training ---------------------------------------------------------------
+
+    def check_batch(self, X, y, sample_weight=None):
+        """(X, y, sample_weight) converted and checked as a training step would;
+        used to validate a whole data set once before training on it."""
+        X, y, sample_weight, _ = self._check(X, y, sample_weight, True)
+        return X, y, sample_weight
+
+    cdef void* _state_pointer(self, state, str name) except? NULL:
+        """Data pointer of an optimizer state vector, after checking it."""
+        if not _ready(state, self.typenum, 1) or cnp.PyArray_DIMS(<cnp.ndarray> state)[0] != self.n_params:
+            raise ValueError(f"optimizer {name} must be a contiguous vector of {self.n_params} "
+                             f"values of the network's dtype")
+        if not cnp.PyArray_ISWRITEABLE(<cnp.ndarray> state):
+            raise ValueError(f"optimizer {name} must be writeable")
+        return cnp.PyArray_DATA(<cnp.ndarray> state)
+
+    cdef _state_pointers(self, OptConfig* opt, state1, state2, void** s1, void** s2):
+        s1[0] = NULL
+        s2[0] = NULL
+        if opt.kind == ADAM or (opt.kind == SGD and opt.momentum != 0):
+            s1[0] = self._state_pointer(state1, "state")
+        if opt.kind == ADAM:
+            s2[0] = self._state_pointer(state2, "second state")
+
+    def optimizer_step(self, tuple config, long long step, state1=None, state2=None):
+        """Apply one optimizer update from ``grads`` in place; returns the new step count."""
+        cdef OptConfig opt = _make_config(config, step)
+        cdef void* s1
+        cdef void* s2
+        if opt.kind == FUSED_SGD:
+            opt.kind = SGD
+        self._state_pointers(&opt, state1, state2, &s1, &s2)
+        with nogil:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            if self.is_double:
+                optimizer_update(&self.layout, &opt, &self.params64[0], &self.grads64[0],
+                                 <double*> s1, <double*> s2)
+            else:
+                optimizer_update(&self.layout, &opt, &self.params32[0], &self.grads32[0],
+                                 <float*> s1, <float*> s2)
+            PyThread_release_lock(self.lock)
+        return opt.step
+
+    cdef _ensure_gather(self, int batch_size):
+        if batch_size <= self.gather_capacity:
+            return
+        dtype = np.float64 if self.is_double else np.float32
+        self._gather_x = np.empty(<Py_ssize_t> batch_size * self.n_in, dtype=dtype)
+        self._gather_y = np.empty(<Py_ssize_t> batch_size * self.n_out, dtype=dtype)
+        self._gather_labels = np.empty(batch_size, dtype=np.intp)
+        self._gather_w = np.empty(batch_size, dtype=dtype)
+        self.gather_capacity = batch_size
+
+    def train_epoch(self, X, y, sample_weight, order, int batch_size, tuple config,
+                    long long step, state1=None, state2=None):
+        """One epoch of minibatch training, entirely in compiled code.
+
+        X, y, sample_weight must come from :meth:`check_batch`.  order is a
+        permutation of the rows (intp) or None for the stored order.  After
+        the call, or when it raises, ``epoch_step``, ``epoch_loss_sum``,
+        ``epoch_weight_sum`` and ``epoch_rows`` say how far it got.
+        Returns True, or False when a batch's loss was not finite (training
+        stopped before that batch changed anything).  Signals (Ctrl-C) are
+        checked between groups of batches.
+        """
+        cdef OptConfig opt = _make_config(config, step)
+        cdef void* s1
+        cdef void* s2
+        cdef Py_ssize_t n, start = 0, max_batches, macs = 0
+        cdef int i, status = 0
+        cdef bint labels
+        cdef double loss_sum = 0, weight_sum = 0
+        cdef void* gx
+        cdef void* gy
+        cdef void* gl
+        cdef void* gw
+        if not self._fast_ok(X, y, sample_weight, True):
+            raise ValueError("train_epoch needs arrays prepared by check_batch")
+        n = cnp.PyArray_DIMS(<cnp.ndarray> X)[0]
+        labels = cnp.PyArray_TYPE(<cnp.ndarray> y) == cnp.NPY_INTP
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if order is not None and (not _ready(order, cnp.NPY_INTP, 1)
+                                  or cnp.PyArray_DIMS(<cnp.ndarray> order)[0] != n):
+            raise ValueError(f"order must be a permutation of {n} intp row indices")
+        self._state_pointers(&opt, state1, state2, &s1, &s2)
+        cdef void* x = cnp.PyArray_DATA(<cnp.ndarray> X)
+        cdef void* t = NULL if labels else cnp.PyArray_DATA(<cnp.ndarray> y)
+        cdef intp_t* lab = <intp_t*> cnp.PyArray_DATA(<cnp.ndarray> y) if labels else NULL
+        cdef void* w = cnp.PyArray_DATA(<cnp.ndarray> sample_weight) if sample_weight is not None else NULL
+        cdef intp_t* perm = <intp_t*> cnp.PyArray_DATA(<cnp.ndarray> order) if order is not None else NULL
+        # Return to Python (to check for Ctrl-C) about every 2e8 multiply-adds.
+        for i in range(self.layout.n_layers):
+            macs += <Py_ssize_t> self.layout.sizes[i] * self.layout.sizes[i + 1]
+        max_batches = max(1, min(65536, <Py_ssize_t> (2e8 / (3.0 * macs * batch_size))))
+        batch_size = <int> min(<Py_ssize_t> batch_size, n)
+        self.epoch_step = step
+        self.epoch_loss_sum = 0
+        self.epoch_weight_sum = 0
+        self.epoch_rows = 0
+        with nogil:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        try:
+            self._ensure_capacity(batch_size)
+            self._ensure_gather(batch_size)
+            gx = cnp.PyArray_DATA(<cnp.ndarray> self._gather_x)
+            gy = cnp.PyArray_DATA(<cnp.ndarray> self._gather_y)
+            gl = cnp.PyArray_DATA(<cnp.ndarray> self._gather_labels)
+            gw = cnp.PyArray_DATA(<cnp.ndarray> self._gather_w)
+            while start < n and status == 0:
+                with nogil:
+                    if self.is_double:
+                        status = epoch_batches(
+                            &self.layout, &opt, &self.params64[0], &self.grads64[0],
+                            <double*> s1, <double*> s2, <double*> x, <double*> t, lab,
+                            <double*> w, perm, n, batch_size, &start, max_batches,
+                            <double*> gx, <double*> gy, <intp_t*> gl, <double*> gw,
+                            &self.acts64[0], &self.deltas64[0], &self.scratch64[0],
+                            &loss_sum, &weight_sum)
+                    else:
+                        status = epoch_batches(
+                            &self.layout, &opt, &self.params32[0], &self.grads32[0],
+                            <float*> s1, <float*> s2, <float*> x, <float*> t, lab,
+                            <float*> w, perm, n, batch_size, &start, max_batches,
+                            <float*> gx, <float*> gy, <intp_t*> gl, <float*> gw,
+                            &self.acts32[0], &self.deltas32[0], &self.scratch32[0],
+                            &loss_sum, &weight_sum)
+                self.epoch_step = opt.step
+                self.epoch_loss_sum = loss_sum
+                self.epoch_weight_sum = weight_sum
+                self.epoch_rows = start
+                PyErr_CheckSignals()
+        finally:
+            PyThread_release_lock(self.lock)
+        return status == 0
+
+    def backward_output(self, X, grad_output, bint input_grad=False):
+        """Backpropagate a user-supplied dL/dA_L (n, n_out) through the network
+        at X: dW, db into ``grads``; returns dX (a view) or None."""
+        X, _, _, _ = self._check(X, None, None, False)
+        cdef int n = <int> cnp.PyArray_DIMS(<cnp.ndarray> X)[0]
+        cdef Py_ssize_t bad
+        if not _ready(grad_output, self.typenum, 2) or \
+                cnp.PyArray_DIMS(<cnp.ndarray> grad_output)[0] != n or \
+                cnp.PyArray_DIMS(<cnp.ndarray> grad_output)[1] != self.n_out:
+            raise ValueError(f"grad_output must be a C-contiguous ({n}, {self.n_out}) array "
+                             "of the network's dtype")
+        cdef void* x = cnp.PyArray_DATA(<cnp.ndarray> X)
+        cdef void* g = cnp.PyArray_DATA(<cnp.ndarray> grad_output)
+        cdef Py_ssize_t count = <Py_ssize_t> n * self.n_out
+        with nogil:
+            if self.is_double:
+                bad = first_nonfinite(<double*> g, count)
+            else:
+                bad = first_nonfinite(<float*> g, count)
+        if bad >= 0:
+            _raise_bad_value("grad_output", grad_output, bad, "NaN or infinity; gradients must be finite")
+        dx_view = None
+        with nogil:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        try:
+            self._ensure_capacity(n)
+            if input_grad:
+                self._ensure_dx_capacity(n)
+            with nogil:
+                if self.is_double:
+                    _backward_output_kernel(&self.layout, &self.params64[0], <double*> x, n,
+                                            <double*> g, &self.acts64[0], &self.deltas64[0],
+                                            &self.grads64[0], &self.scratch64[0],
+                                            &self.dx64[0] if input_grad else NULL)
+                else:
+                    _backward_output_kernel(&self.layout, &self.params32[0], <float*> x, n,
+                                            <float*> g, &self.acts32[0], &self.deltas32[0],
+                                            &self.grads32[0], &self.scratch32[0],
+                                            &self.dx32[0] if input_grad else NULL)
+            if input_grad:
+                dx_view = self._dx_array[:n * self.n_in].reshape(n, self.n_in)
+        finally:
+            PyThread_release_lock(self.lock)
+        return dx_view
+
+
 cdef double _weight_total(sample_weight, bint is_double):
     """sum(sample_weight) in double, by a compiled loop (no temporary)."""
     cdef cnp.ndarray arr = <cnp.ndarray> sample_weight
@@ -735,3 +1036,110 @@ cdef double _step_kernel(const Layout* L, floating* params, const floating* X, i
     if isfinite(loss):
         backward(L, params, X, n, acts, deltas, grads, lr, scratch, dX)
     return loss
+
+
+cdef int epoch_batches(const Layout* L, OptConfig* opt, floating* params, floating* grads,
+                       floating* state1, floating* state2,
+                       const floating* X, const floating* Y, const intp_t* labels,
+                       const floating* sw, const intp_t* order, Py_ssize_t n,
+                       int batch_size, Py_ssize_t* start, Py_ssize_t max_batches,
+                       floating* Xb, floating* Yb, intp_t* Lb, floating* swb,
+                       floating* acts, floating* deltas, floating* scratch,
+                       double* loss_sum, double* weight_sum) noexcept nogil:
+    """Train on the minibatches from row start[0] of the epoch's order, for at
+    most max_batches batches; start[0] advances past each batch trained.
+
+    Rows are gathered through order (a permutation) into the batch buffers,
+    or read in place when order is NULL.  A batch whose weights sum to zero
+    is skipped.  Returns 1, with start[0] at the failing batch and nothing
+    changed by it, when a batch's loss is not finite; else 0.
+    """
+    cdef int n_in = L.sizes[0], n_out = L.sizes[L.n_layers]
+    cdef int r, rows
+    cdef Py_ssize_t done = 0, src
+    cdef const floating* xb
+    cdef const floating* yb
+    cdef const intp_t* lb
+    cdef const floating* wb
+    cdef double total, loss
+    while start[0] < n and done < max_batches:
+        rows = <int> min(<Py_ssize_t> batch_size, n - start[0])
+        if order != NULL:
+            for r in range(rows):
+                src = order[start[0] + r]
+                memcpy(Xb + <Py_ssize_t> r * n_in, X + src * n_in, n_in * sizeof(floating))
+                if Y != NULL:
+                    memcpy(Yb + <Py_ssize_t> r * n_out, Y + src * n_out, n_out * sizeof(floating))
+                else:
+                    Lb[r] = labels[src]
+                if sw != NULL:
+                    swb[r] = sw[src]
+            xb = Xb
+            yb = Yb if Y != NULL else NULL
+            lb = Lb if Y == NULL else NULL
+            wb = swb if sw != NULL else NULL
+        else:
+            xb = X + start[0] * n_in
+            yb = Y + start[0] * n_out if Y != NULL else NULL
+            lb = labels + start[0] if Y == NULL else NULL
+            wb = sw + start[0] if sw != NULL else NULL
+        if wb != NULL:
+            total = 0
+            for r in range(rows):
+                total += wb[r]
+        else:
+            total = rows
+        if total > 0:
+            if opt.kind == FUSED_SGD:
+                loss = _step_kernel(L, params, xb, rows, yb, lb, wb, total, acts, deltas,
+                                    NULL, <floating> opt.lr, scratch, NULL)
+            else:
+                loss = _step_kernel(L, params, xb, rows, yb, lb, wb, total, acts, deltas,
+                                    grads, 0, scratch, NULL)
+            if not isfinite(loss):
+                return 1
+            if opt.kind != FUSED_SGD:
+                optimizer_update(L, opt, params, grads, state1, state2)
+            loss_sum[0] += loss * total
+            weight_sum[0] += total
+        start[0] += rows
+        done += 1
+    return 0
+
+
+cdef OptConfig _make_config(tuple config, long long step) except *:
+    """OptConfig from (kind, lr, momentum, dampening, nesterov, weight_decay,
+    beta1, beta2, eps, decoupled), as built by pybackprop.optim."""
+    cdef OptConfig opt
+    if len(config) != 10:
+        raise ValueError("optimizer configuration must have 10 entries")
+    opt.kind = int(config[0])
+    opt.lr = float(config[1])
+    opt.momentum = float(config[2])
+    opt.dampening = float(config[3])
+    opt.nesterov = bool(config[4])
+    opt.weight_decay = float(config[5])
+    opt.beta1 = float(config[6])
+    opt.beta2 = float(config[7])
+    opt.eps = float(config[8])
+    opt.decoupled = bool(config[9])
+    opt.step = step
+    if opt.kind not in (FUSED_SGD, SGD, ADAM):
+        raise ValueError(f"unknown optimizer kind {opt.kind}")
+    if not (isfinite(opt.lr) and opt.lr >= 0):
+        raise ValueError(f"learning rate must be a finite number >= 0, got {opt.lr!r}")
+    if step < 0:
+        raise ValueError("optimizer step count must be >= 0")
+    return opt
+
+
+cdef void _backward_output_kernel(const Layout* L, floating* params, const floating* X, int n,
+                                  const floating* dA_out, floating* acts, floating* deltas,
+                                  floating* grads, floating* scratch, floating* dX) noexcept nogil:
+    """Forward pass, then backward from dZ_L = dA_L * out'(Z_L)."""
+    cdef int last = L.n_layers - 1
+    cdef int n_out = L.sizes[L.n_layers]
+    forward(L, params, X, n, acts)
+    apply_output(L.act[last], acts + L.a_off[last], n, n_out)
+    output_backward(L.act[last], acts + L.a_off[last], dA_out, n, n_out, deltas + L.a_off[last])
+    backward(L, params, X, n, acts, deltas, grads, 0, scratch, dX)

@@ -101,6 +101,7 @@ class MLP:
         codes = [_validation.HIDDEN_ACTIVATIONS[a] for a in activations]
         codes.append(_validation.OUTPUT_ACTIVATIONS[output])
         spec = _validation.BatchSpec(sizes[0], sizes[-1], params.dtype, loss)
+        self._core_spec = spec
         self._core = Network(sizes, codes, _validation.LOSSES[loss], params, spec)
         self._params = params
         self._weight_views, self._bias_views = self._views(params)
@@ -298,6 +299,182 @@ class MLP:
         if type(lr) is not float:
             lr = _validation.check_learning_rate(lr)
         return self._core.train_step(X, y, sample_weight, lr)
+
+    def backward(self, X, grad_output, *, input_grad=False, copy=False):
+        """Backpropagate a gradient of your own loss with respect to the outputs.
+
+        For losses the library does not have: compute ``A = net.predict(X)``,
+        your loss and its gradient ``dL/dA`` (including any ``1 / n_samples``
+        of a mean), then call this to get ``dW`` and ``db`` (and ``dX``).
+        The output activation's derivative is applied here (for softmax, its
+        Jacobian).  Gradients land in the same buffers as
+        :meth:`loss_and_grad`, so an optimizer's ``step()`` can follow.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_in)
+        grad_output : array_like, shape (n_samples, n_out), or (n_samples,) when n_out == 1
+            ``dL/dA_L``, finite.
+        input_grad, copy : bool
+            As in :meth:`loss_and_grad`.
+
+        Returns
+        -------
+        grad_weights, grad_biases[, grad_input]
+        """
+        X, single = self._core_spec.coerce_X(X)
+        grad_output = _validation._as_real_array(grad_output, "grad_output")
+        n = X.shape[0]
+        if grad_output.shape == (n,) and self.n_out == 1 or (single and grad_output.shape == (self.n_out,)):
+            grad_output = grad_output.reshape(n, self.n_out)
+        if grad_output.shape != (n, self.n_out):
+            raise ValueError(f"grad_output must have shape ({n}, {self.n_out}); got {grad_output.shape}")
+        grad_output = np.ascontiguousarray(grad_output, dtype=self.dtype)
+        dX = self._core.backward_output(X, grad_output, input_grad)
+        grad_weights, grad_biases = self._grad_weight_views, self._grad_bias_views
+        if copy:
+            grad_weights = tuple(g.copy() for g in grad_weights)
+            grad_biases = tuple(g.copy() for g in grad_biases)
+            dX = None if dX is None else dX.copy()
+        if input_grad:
+            return grad_weights, grad_biases, dX
+        return grad_weights, grad_biases
+
+    # -- training -------------------------------------------------------------
+
+    def fit(self, X, y, *, epochs=10, batch_size=32, optimizer="sgd", lr=None,
+            sample_weight=None, shuffle=True, seed=None, validation_data=None,
+            validation_split=0.0, early_stopping=False, patience=10, min_delta=0.0,
+            callbacks=(), verbose=False):
+        """Train by minibatch gradient descent.
+
+        Each epoch (shuffling, minibatching, forward, backward and the
+        optimizer update of every batch) runs inside the compiled core with
+        the GIL released, returning to Python only between epochs (and, to
+        notice Ctrl-C, between groups of batches: ``KeyboardInterrupt`` then
+        propagates and the network keeps the weights of the last completed
+        batch).
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_in)
+        y : array_like
+            As in :meth:`loss`.
+        epochs : int, default 10
+        batch_size : int, default 32
+            The last batch of an epoch may be smaller.
+        optimizer : {"sgd", "adam", "adamw"} or pybackprop.optim.Optimizer, default "sgd"
+            A name builds that optimizer with default settings (and ``lr``);
+            pass an instance for momentum, weight decay or a schedule.  An
+            instance keeps its state across ``fit`` calls.
+        lr : float, optional
+            Learning rate (overrides the optimizer's base rate); the default
+            is the optimizer's own (SGD 0.01, Adam 0.001).
+        sample_weight : array_like, shape (n_samples,), optional
+            Each batch's loss is the weighted mean over its samples.
+        shuffle : bool, default True
+            Reshuffle the samples every epoch.
+        seed : int, optional
+            Seeds shuffling and the validation split.
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+        validation_split : float in [0, 1), default 0
+            Fraction of the samples (chosen at random) held out for validation.
+        early_stopping : bool, default False
+            Stop when the monitored loss (validation loss if there is
+            validation data, else training loss) has not improved by more
+            than ``min_delta`` for ``patience`` epochs, and restore the
+            weights of the best epoch.
+        patience : int, default 10
+        min_delta : float, default 0
+        callbacks : callable or list of callables
+            ``callback(net, epoch, logs)`` after every epoch, with ``logs``
+            a dict (epoch, loss, lr, val_loss, val_accuracy); returning True
+            stops training.
+        verbose : bool, default False
+            Show a progress bar (tqdm) with the loss and validation metrics.
+
+        Returns
+        -------
+        History
+            Per-epoch training loss, validation loss and accuracy, learning
+            rates, epochs run, best epoch, time and samples per second.
+
+        Raises
+        ------
+        pybackprop.TrainingDiverged
+            (a FloatingPointError) when the loss becomes NaN or infinite; the
+            weights from the start of that epoch are restored first.
+        """
+        from .training import fit
+
+        return fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                   sample_weight=sample_weight, shuffle=shuffle, seed=seed,
+                   validation_data=validation_data, validation_split=validation_split,
+                   early_stopping=early_stopping, patience=patience, min_delta=min_delta,
+                   callbacks=callbacks, verbose=verbose)
+
+    def predict_proba(self, X):
+        """Class probabilities ``(n_samples, n_out)`` of a softmax or sigmoid network."""
+        if self._output == "identity":
+            raise ValueError("predict_proba needs a softmax or sigmoid output; this network's is identity")
+        return self.predict(X)
+
+    def predict_classes(self, X):
+        """Predicted classes: the argmax of a softmax output ``(n_samples,)``;
+        for a sigmoid output, each output thresholded at 0.5 (``(n_samples,)``
+        when there is one output, else ``(n_samples, n_out)`` of 0/1)."""
+        probabilities = self.predict_proba(X)
+        if self._output == "softmax":
+            return np.argmax(probabilities, axis=-1)
+        classes = (probabilities > 0.5).astype(np.intp)
+        return classes[..., 0] if self.n_out == 1 else classes
+
+    def score(self, X, y):
+        """Accuracy for classification networks (softmax, or sigmoid with
+        binary cross-entropy), else the coefficient of determination R^2
+        averaged uniformly over outputs (as scikit-learn's ``r2_score``)."""
+        from .training import accuracy, is_classifier
+
+        if is_classifier(self):
+            return accuracy(self, X, y)
+        prediction = self.predict(X)
+        y = _validation._as_real_array(y, "y").reshape(prediction.shape).astype(np.float64)
+        residual = np.sum((y - prediction) ** 2, axis=0)
+        total = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
+                          np.where(residual == 0, 1.0, 0.0))
+        return float(np.mean(r2))
+
+    # -- persistence ----------------------------------------------------------
+
+    def state_dict(self):
+        """Architecture and parameters as plain arrays and strings (copies);
+        see :func:`pybackprop.io.state_dict` for the keys."""
+        from . import io
+
+        return io.state_dict(self)
+
+    def load_state_dict(self, state, strict=True):
+        """Copy parameters from a :meth:`state_dict`-style mapping (checked
+        completely before anything changes)."""
+        from . import io
+
+        io.load_state_dict(self, state, strict=strict)
+
+    def save(self, path, optimizer=None):
+        """Save architecture, dtype and parameters (and an optimizer's state)
+        to an ``.npz`` file; see :func:`pybackprop.io.save`."""
+        from . import io
+
+        io.save(self, path, optimizer=optimizer)
+
+    @classmethod
+    def load(cls, path):
+        """Load a network saved by :meth:`save` (never unpickles)."""
+        from . import io
+
+        return io.load(path)
 
     def copy(self):
         """An independent network with the same architecture and parameters."""
