@@ -470,11 +470,12 @@ class MLP:
         io.save(self, path, optimizer=optimizer)
 
     @classmethod
-    def load(cls, path):
-        """Load a network saved by :meth:`save` (never unpickles)."""
+    def load(cls, path, with_optimizer_state=False):
+        """Load a network saved by :meth:`save` (never unpickles); see
+        :func:`pybackprop.load`."""
         from . import io
 
-        return io.load(path)
+        return io.load(path, with_optimizer_state=with_optimizer_state)
 
     def copy(self):
         """An independent network with the same architecture and parameters."""
