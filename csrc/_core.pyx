@@ -60,6 +60,15 @@ cdef struct Layout:
 # Kernels
 # ---------------------------------------------------------------------------
 
+cdef inline void copy_values(floating* dst, const floating* src, Py_ssize_t count) noexcept nogil:
+    """dst[:count] := src[:count].  A loop, not memcpy: most copies here are a
+    few values (a bias row, one sample), where a libc call costs more than
+    the copy; the compiler vectorises the long ones."""
+    cdef Py_ssize_t i
+    for i in range(count):
+        dst[i] = src[i]
+
+
 cdef void forward(const Layout* L, const floating* params, const floating* X,
                   int n, floating* acts) noexcept nogil:
     """Z_i := A_{i-1} W_i^T + b_i and A_i := act_i(Z_i) for the hidden layers.
@@ -77,8 +86,7 @@ cdef void forward(const Layout* L, const floating* params, const floating* X,
         # The bias is preloaded into Z and the product added with beta = 1:
         # one pass over Z instead of two.
         for r in range(n):
-            memcpy(Z + <Py_ssize_t> r * n_out, params + L.b_off[i],
-                   n_out * sizeof(floating))
+            copy_values(Z + <Py_ssize_t> r * n_out, params + L.b_off[i], n_out)
         gemm(False, True, n, n_out, n_in, <floating> 1, A_prev, n_in,
              params + L.w_off[i], n_in, <floating> 1, Z, n_out)
         if i < L.n_layers - 1:
@@ -193,7 +201,7 @@ cdef void column_sums(const floating* M, int n, int width, floating* out) noexce
     """out := sum over the n rows of M (n, width)."""
     cdef int r, j
     cdef const floating* row
-    memcpy(out, M, width * sizeof(floating))
+    copy_values(out, M, width)
     for r in range(1, n):
         row = M + <Py_ssize_t> r * width
         for j in range(width):
@@ -1067,9 +1075,9 @@ cdef int epoch_batches(const Layout* L, OptConfig* opt, floating* params, floati
         if order != NULL:
             for r in range(rows):
                 src = order[start[0] + r]
-                memcpy(Xb + <Py_ssize_t> r * n_in, X + src * n_in, n_in * sizeof(floating))
+                copy_values(Xb + <Py_ssize_t> r * n_in, X + src * n_in, n_in)
                 if Y != NULL:
-                    memcpy(Yb + <Py_ssize_t> r * n_out, Y + src * n_out, n_out * sizeof(floating))
+                    copy_values(Yb + <Py_ssize_t> r * n_out, Y + src * n_out, n_out)
                 else:
                     Lb[r] = labels[src]
                 if sw != NULL:
