@@ -1,9 +1,12 @@
 """Build the compiled core: cythonize csrc/ into the extension pybackprop._core.
 
 Compiler directives are set once here for the whole build.  Kernels run with
-bounds checking off; setting PYBACKPROP_DEBUG=1 at build time turns bounds,
-wraparound and initialisation checks back on (and drops -O3) so a test run can
-catch an out-of-bounds index in a kernel.
+bounds checking off; setting PYBACKPROP_DEBUG=1 at build time turns Cython's
+bounds, wraparound and initialisation checks back on, defines the C macro
+PYBACKPROP_DEBUG=1 that makes every kernel check each block it computes
+against its buffer (see csrc/_core.pyx), and drops -O3, so a test run catches
+an out-of-bounds index in a kernel.  ``pybackprop._core.DEBUG_BUILD`` says
+which build is installed.
 """
 import os
 
@@ -33,7 +36,8 @@ extensions = [
         "pybackprop._core",
         sources=["csrc/_core.pyx"],
         include_dirs=[numpy.get_include(), "csrc"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                       ("PYBACKPROP_DEBUG", "1" if DEBUG else "0")],
         extra_compile_args=compile_args,
     )
 ]
@@ -43,6 +47,8 @@ setup(
         extensions,
         include_path=["csrc"],
         compiler_directives=directives,
-        compile_time_env={"PYBACKPROP_DEBUG": DEBUG},
+        # Always regenerate the C: a debug and a release build write the same
+        # csrc/_core.c, and a stale one would silently give the other build.
+        force=True,
     )
 )

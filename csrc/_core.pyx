@@ -54,6 +54,55 @@ cdef struct Layout:
     Py_ssize_t* b_off     # offset of b_i in params
     Py_ssize_t* a_off     # offset of layer i's (capacity, n_out) block in acts
     int max_width         # widest layer output
+    Py_ssize_t n_params   # length of params and grads
+    Py_ssize_t capacity   # rows the acts/deltas buffers hold
+    Py_ssize_t act_size   # length of the acts and deltas buffers
+
+
+# Debug builds (PYBACKPROP_DEBUG=1 at build time) check every block a kernel
+# computes against the buffer it lies in: the kernels index raw pointers,
+# which Cython's boundscheck cannot see.  A violation is counted in nogil
+# code and raised as an AssertionError when the call returns to Python.
+# In normal builds PYBACKPROP_DEBUG is the constant 0 and the checks vanish.
+cdef extern from *:
+    """
+    #ifndef PYBACKPROP_DEBUG
+    #define PYBACKPROP_DEBUG 0
+    #endif
+    static Py_ssize_t pybackprop_debug_violations = 0;
+    #define PYBACKPROP_COUNT_VIOLATION() (pybackprop_debug_violations++)
+    #define PYBACKPROP_VIOLATIONS() (pybackprop_debug_violations)
+    #define PYBACKPROP_RESET_VIOLATIONS() (pybackprop_debug_violations = 0)
+    """
+    const int PYBACKPROP_DEBUG
+    void PYBACKPROP_COUNT_VIOLATION() noexcept nogil
+    Py_ssize_t PYBACKPROP_VIOLATIONS() noexcept nogil
+    void PYBACKPROP_RESET_VIOLATIONS() noexcept nogil
+
+DEBUG_BUILD = bool(PYBACKPROP_DEBUG)
+
+
+cdef inline void debug_range(Py_ssize_t start, Py_ssize_t count, Py_ssize_t size) noexcept nogil:
+    """Debug builds: count a block [start, start + count) that leaves [0, size)."""
+    if PYBACKPROP_DEBUG and (start < 0 or count < 0 or start + count > size):
+        PYBACKPROP_COUNT_VIOLATION()
+
+
+cdef inline void debug_layer_blocks(const Layout* L, int i, int n) noexcept nogil:
+    """Debug builds: layer i's W, b and its (n, n_out) activation block fit."""
+    cdef Py_ssize_t n_in = L.sizes[i], n_out = L.sizes[i + 1]
+    if PYBACKPROP_DEBUG:
+        debug_range(L.w_off[i], n_out * n_in, L.n_params)
+        debug_range(L.b_off[i], n_out, L.n_params)
+        debug_range(L.a_off[i], n * n_out, L.act_size)
+        debug_range(0, n, L.capacity + 1)
+
+
+cdef check_debug_violations():
+    """Raise if a kernel of this call computed an out-of-bounds block."""
+    if PYBACKPROP_DEBUG and PYBACKPROP_VIOLATIONS() > 0:
+        PYBACKPROP_RESET_VIOLATIONS()
+        raise AssertionError("debug build: a kernel addressed memory outside its buffers")
 
 
 # ---------------------------------------------------------------------------
@@ -82,6 +131,7 @@ cdef void forward(const Layout* L, const floating* params, const floating* X,
     for i in range(L.n_layers):
         n_in = L.sizes[i]
         n_out = L.sizes[i + 1]
+        debug_layer_blocks(L, i, n)
         Z = acts + L.a_off[i]
         # The bias is preloaded into Z and the product added with beta = 1:
         # one pass over Z instead of two.
@@ -157,6 +207,7 @@ cdef double output_and_loss(const Layout* L, floating* Z, int n, int row0,
             lse = zmax + log(expsum)
             if labels != NULL:
                 label = <int> labels[row0 + r]
+                debug_range(label, 1, n_out)
                 row_loss = lse - z[label]
                 ysum = 1
             else:
@@ -229,6 +280,9 @@ cdef void backward(const Layout* L, floating* params, const floating* X, int n,
     for i in range(L.n_layers - 1, -1, -1):
         n_in = L.sizes[i]
         n_out = L.sizes[i + 1]
+        debug_layer_blocks(L, i, n)
+        if i > 0:
+            debug_layer_blocks(L, i - 1, n)
         dZ = deltas + L.a_off[i]
         W = params + L.w_off[i]
         A_prev = X if i == 0 else acts + L.a_off[i - 1]
@@ -492,6 +546,9 @@ cdef class Network:
         self.n_in = self.layout.sizes[0]
         self.n_out = self.layout.sizes[n_layers]
         self.n_params = offset
+        self.layout.n_params = offset
+        self.layout.capacity = 0
+        self.layout.act_size = 0
 
         if params.ndim != 1 or params.shape[0] != offset or not params.flags.c_contiguous:
             raise ValueError(f"params must be a contiguous vector of {offset} values")
@@ -549,6 +606,8 @@ cdef class Network:
             self.layout.a_off[i] = offset
             offset += n * self.layout.sizes[i + 1]
         self.capacity = n
+        self.layout.capacity = n
+        self.layout.act_size = n * self.act_width
 
     cdef _ensure_dx_capacity(self, Py_ssize_t n):
         if n <= self.dx_capacity:
@@ -695,6 +754,7 @@ cdef class Network:
                                     &self.acts32[0], <int> self.capacity, <float*> o)
         finally:
             PyThread_release_lock(self.lock)
+        check_debug_violations()
         return out
 
     def loss(self, X, y, sample_weight=None):
@@ -726,6 +786,7 @@ cdef class Network:
                                           <float*> w, total, &self.acts32[0], <int> self.capacity)
         finally:
             PyThread_release_lock(self.lock)
+        check_debug_violations()
         return result
 
     def loss_and_grad(self, X, y, sample_weight=None, bint input_grad=False):
@@ -782,6 +843,7 @@ cdef class Network:
                 dx_view = self._dx_array[:n * self.n_in].reshape(n, self.n_in)
         finally:
             PyThread_release_lock(self.lock)
+        check_debug_violations()
         if not isfinite(result):
             raise FloatingPointError(
                 f"the loss is {result}: the network's outputs overflowed (diverging "
@@ -831,6 +893,7 @@ cdef class Network:
                 optimizer_update(&self.layout, &opt, &self.params32[0], &self.grads32[0],
                                  <float*> s1, <float*> s2)
             PyThread_release_lock(self.lock)
+        check_debug_violations()
         return opt.step
 
     cdef _ensure_gather(self, int batch_size):
@@ -924,6 +987,7 @@ cdef class Network:
                 PyErr_CheckSignals()
         finally:
             PyThread_release_lock(self.lock)
+        check_debug_violations()
         return status == 0
 
     def backward_output(self, X, grad_output, bint input_grad=False):
@@ -969,6 +1033,7 @@ cdef class Network:
                 dx_view = self._dx_array[:n * self.n_in].reshape(n, self.n_in)
         finally:
             PyThread_release_lock(self.lock)
+        check_debug_violations()
         return dx_view
 
 
@@ -1073,8 +1138,10 @@ cdef int epoch_batches(const Layout* L, OptConfig* opt, floating* params, floati
     while start[0] < n and done < max_batches:
         rows = <int> min(<Py_ssize_t> batch_size, n - start[0])
         if order != NULL:
+            debug_range(0, rows, L.capacity)
             for r in range(rows):
                 src = order[start[0] + r]
+                debug_range(src, 1, n)
                 copy_values(Xb + <Py_ssize_t> r * n_in, X + src * n_in, n_in)
                 if Y != NULL:
                     copy_values(Yb + <Py_ssize_t> r * n_out, Y + src * n_out, n_out)
@@ -1151,3 +1218,12 @@ cdef void _backward_output_kernel(const Layout* L, floating* params, const float
     apply_output(L.act[last], acts + L.a_off[last], n, n_out)
     output_backward(L.act[last], acts + L.a_off[last], dA_out, n, n_out, deltas + L.a_off[last])
     backward(L, params, X, n, acts, deltas, grads, 0, scratch, dX)
+
+
+def _debug_selftest():
+    """Record one out-of-bounds block and report it: raises AssertionError in
+    a debug build, does nothing in a release build (the checks compile out).
+    Used by the tests to show the debug checks are live."""
+    with nogil:
+        debug_range(5, 10, 12)
+    check_debug_violations()
