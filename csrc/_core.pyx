@@ -28,7 +28,7 @@ from libc.math cimport exp, log, isfinite, pow, sqrt
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
-from _blas cimport gemm
+from _blas cimport gemm, SMALL_GEMM_MACS
 from _activations cimport (
     Activation, IDENTITY, SIGMOID, RELU, TANH, SOFTMAX,
     Loss, SQUARED_ERROR, BINARY_CROSS_ENTROPY, CROSS_ENTROPY,
@@ -118,6 +118,57 @@ cdef inline void copy_values(floating* dst, const floating* src, Py_ssize_t coun
         dst[i] = src[i]
 
 
+cdef inline void affine_one_sample(const floating* W, const floating* b, const floating* a,
+                                   int n_in, int n_out, floating* z) noexcept nogil:
+    """z := W a + b for one sample, W (n_out, n_in).  Per-sample training of
+    small networks spends its time in call and loop overhead, so one sample
+    gets these plain loops; the sums round exactly as the batched path's."""
+    cdef int j, p
+    cdef floating acc
+    cdef const floating* w_row
+    for j in range(n_out):
+        w_row = W + <Py_ssize_t> j * n_in
+        acc = 0
+        for p in range(n_in):
+            acc = acc + a[p] * w_row[p]
+        z[j] = b[j] + acc
+
+
+cdef inline void backward_one_sample(floating* W, floating* b, const floating* dz,
+                                     const floating* a_prev, int n_in, int n_out,
+                                     floating* da_prev, floating* dW, floating* db,
+                                     floating lr) noexcept nogil:
+    """One sample, one layer: da_prev := W^T dz (when not NULL); then
+    dW := dz a_prev^T and db := dz (when dW is not NULL), or
+    W -= lr dz a_prev^T and b -= lr dz.  Same rounding as the batched path."""
+    cdef int j, p
+    cdef floating g
+    cdef const floating* w_row
+    cdef floating* out_row
+    if da_prev != NULL:
+        for p in range(n_in):
+            da_prev[p] = 0
+        for j in range(n_out):
+            g = dz[j]
+            w_row = W + <Py_ssize_t> j * n_in
+            for p in range(n_in):
+                da_prev[p] = da_prev[p] + g * w_row[p]
+    if dW != NULL:
+        for j in range(n_out):
+            g = dz[j]
+            out_row = dW + <Py_ssize_t> j * n_in
+            for p in range(n_in):
+                out_row[p] = g * a_prev[p]
+            db[j] = dz[j]
+    else:
+        for j in range(n_out):
+            g = -lr * dz[j]
+            out_row = W + <Py_ssize_t> j * n_in
+            for p in range(n_in):
+                out_row[p] = out_row[p] + g * a_prev[p]
+            b[j] -= lr * dz[j]
+
+
 cdef void forward(const Layout* L, const floating* params, const floating* X,
                   int n, floating* acts) noexcept nogil:
     """Z_i := A_{i-1} W_i^T + b_i and A_i := act_i(Z_i) for the hidden layers.
@@ -133,6 +184,12 @@ cdef void forward(const Layout* L, const floating* params, const floating* X,
         n_out = L.sizes[i + 1]
         debug_layer_blocks(L, i, n)
         Z = acts + L.a_off[i]
+        if n == 1 and n_in * n_out <= SMALL_GEMM_MACS:
+            affine_one_sample(params + L.w_off[i], params + L.b_off[i], A_prev, n_in, n_out, Z)
+            if i < L.n_layers - 1:
+                activate_rows(L.act[i], Z, n_out)
+            A_prev = Z
+            continue
         # The bias is preloaded into Z and the product added with beta = 1:
         # one pass over Z instead of two.
         for r in range(n):
@@ -286,6 +343,14 @@ cdef void backward(const Layout* L, floating* params, const floating* X, int n,
         dZ = deltas + L.a_off[i]
         W = params + L.w_off[i]
         A_prev = X if i == 0 else acts + L.a_off[i - 1]
+        if n == 1 and n_in * n_out <= SMALL_GEMM_MACS:
+            dA = deltas + L.a_off[i - 1] if i > 0 else dX
+            backward_one_sample(W, params + L.b_off[i], dZ, A_prev, n_in, n_out, dA,
+                                grads + L.w_off[i] if grads != NULL else NULL,
+                                grads + L.b_off[i] if grads != NULL else NULL, lr)
+            if i > 0:
+                multiply_derivative(L.act[i - 1], dA, A_prev, n_in)
+            continue
         if i > 0:
             dA = deltas + L.a_off[i - 1]
             gemm(False, False, n, n_in, n_out, <floating> 1, dZ, n_out,
