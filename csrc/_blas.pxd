@@ -8,10 +8,33 @@ from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 
-# Below this many multiply-adds a hand-written loop beats a BLAS call
-# (measured: benchmarks/ small-gemm sweep in the commit that set it).
+# Below this many multiply-adds a hand-written loop beats a BLAS call.
 cdef enum:
     SMALL_GEMM_MACS = 4096
+
+# Below this many multiply-adds a product runs on one BLAS thread.  OpenBLAS
+# itself splits products above 2^18 MACs over its threads, but up to a few
+# million MACs two threads gain little on these machines (PERF-NOTES: 107 vs
+# 128 GFLOP/s at 6.4M MACs) and, when the other core is busy, the step waits
+# for a descheduled BLAS thread: a 64-256-10 digits epoch took 5-19 s instead
+# of 0.3 s on a loaded machine.
+cdef enum:
+    BLAS_SINGLE_THREAD_MACS = 4194304
+
+# OpenBLAS's openblas_set_num_threads_local (thread-local, returns the
+# previous count; 0 restores the global setting), found by
+# pybackprop/_blasinfo.py in the library SciPy's BLAS comes from.  NULL when
+# that library has no such function: then BLAS keeps its own threading.
+cdef extern from *:
+    """
+    typedef int (*pybackprop_set_threads_t)(int);
+    static pybackprop_set_threads_t pybackprop_blas_set_threads_local = NULL;
+    #define pybackprop_set_blas_threads_hook(p) \
+        (pybackprop_blas_set_threads_local = (pybackprop_set_threads_t)(p))
+    """
+    ctypedef int (*pybackprop_set_threads_t)(int) noexcept nogil
+    pybackprop_set_threads_t blas_set_threads_local "pybackprop_blas_set_threads_local"
+    void set_blas_threads_hook "pybackprop_set_blas_threads_hook"(void* function) noexcept nogil
 
 
 cdef inline void blas_gemm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -25,12 +48,18 @@ cdef inline void blas_gemm(bint trans_a, bint trans_b, int m, int n, int k,
     """
     cdef char ta = b'T' if trans_b else b'N'
     cdef char tb = b'T' if trans_a else b'N'
+    cdef bint one_thread = (blas_set_threads_local != NULL
+                            and <double> m * n * k < BLAS_SINGLE_THREAD_MACS)
+    if one_thread:
+        blas_set_threads_local(1)
     if floating is float:
         sgemm(&ta, &tb, &n, &m, &k, &alpha, <float*> b, &ldb,
               <float*> a, &lda, &beta, c, &ldc)
     else:
         dgemm(&ta, &tb, &n, &m, &k, &alpha, <double*> b, &ldb,
               <double*> a, &lda, &beta, c, &ldc)
+    if one_thread:
+        blas_set_threads_local(0)
 
 
 cdef inline void small_gemm(bint trans_a, bint trans_b, int m, int n, int k,

@@ -28,7 +28,7 @@ from libc.math cimport exp, log, isfinite, pow, sqrt
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
-from _blas cimport gemm, SMALL_GEMM_MACS
+from _blas cimport gemm, SMALL_GEMM_MACS, set_blas_threads_hook, blas_set_threads_local
 from _activations cimport (
     Activation, IDENTITY, SIGMOID, RELU, TANH, SOFTMAX,
     Loss, SQUARED_ERROR, BINARY_CROSS_ENTROPY, CROSS_ENTROPY,
@@ -1292,3 +1292,14 @@ def _debug_selftest():
     with nogil:
         debug_range(5, 10, 12)
     check_debug_violations()
+
+
+def _set_blas_threads_hook(size_t address):
+    """Install OpenBLAS's openblas_set_num_threads_local (its address, from
+    pybackprop/_blasinfo.py; 0 removes it).  With it, products below
+    BLAS_SINGLE_THREAD_MACS run on one BLAS thread of the calling thread."""
+    set_blas_threads_hook(<void*> address)
+
+
+def _blas_threads_hook_installed():
+    return blas_set_threads_local != NULL

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import _validation
+from . import _blasinfo, _validation  # noqa: F401  (_blasinfo installs the BLAS thread hook)
 from ._core import Network
 
 
