@@ -127,24 +127,31 @@ class Optimizer:
         step = state.get("step")
         if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral) or step < 0:
             raise ValueError(f"optimizer step must be an integer >= 0, got {step!r}")
-        arrays = {}
-        for name, current in zip(("state1", "state2"), self._state()):
-            if current is None:
-                continue
-            if name not in state:
-                raise ValueError(f"optimizer state is missing {name!r}")
-            value = _validation._as_real_array(state[name], name)
-            if value.shape != current.shape:
-                raise ValueError(f"optimizer {name} has shape {value.shape}, expected {current.shape}")
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"optimizer {name} must be finite")
-            arrays[name] = value
-        hyper = {key: state[key] for key in self._hyperparameters() if key in state}
         lr = _validation.check_learning_rate(state.get("lr", self.lr))
         base_lr = _validation.check_learning_rate(state.get("base_lr", self.base_lr))
-        self._set_hyperparameters(**hyper)
+        # The saved hyperparameters decide which state vectors exist (SGD has a
+        # velocity only with momentum), so they go in first, and come out again
+        # if anything else is wrong.
+        previous = self._hyperparameters()
+        self._set_hyperparameters(**{key: state[key] for key in previous if key in state})
+        try:
+            arrays = {}
+            for name, current in zip(("state1", "state2"), self._state()):
+                if current is None:
+                    continue
+                if name not in state:
+                    raise ValueError(f"optimizer state is missing {name!r}")
+                value = _validation._as_real_array(state[name], name)
+                if value.shape != current.shape:
+                    raise ValueError(f"optimizer {name} has shape {value.shape}, expected {current.shape}")
+                if not np.all(np.isfinite(value)):
+                    raise ValueError(f"optimizer {name} must be finite")
+                arrays[name] = value
+        except (ValueError, TypeError):
+            self._set_hyperparameters(**previous)
+            raise
         self.lr, self.base_lr, self.step_count = lr, base_lr, int(step)
-        for (name, current) in zip(("state1", "state2"), self._state()):
+        for name, current in zip(("state1", "state2"), self._state()):
             if name in arrays:
                 current[...] = arrays[name]
 
@@ -244,9 +251,10 @@ class Adam(Optimizer):
         v  = beta2 * v + (1 - beta2) * g'^2
         p  = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
-    scikit-learn's ``adam`` solver folds the bias corrections into the step
-    size and adds ``eps`` to ``sqrt(v_hat)`` the same way; its ``alpha`` is
-    an L2 term like ``decoupled=False``.
+    scikit-learn's ``adam`` solver folds both bias corrections into the step
+    size and adds ``eps`` to ``sqrt(v)`` before the correction, so its
+    effective epsilon is ``eps / sqrt(1 - beta2^t)``; its ``alpha`` is an
+    L2 term like ``decoupled=False``.
 
     Parameters
     ----------

@@ -185,3 +185,17 @@ def test_schedules():
     opt = SGD(net, lr=0.2, schedule=lambda epoch: -1)
     with pytest.raises(ValueError, match="factor"):
         opt.set_epoch(0)
+
+
+def test_state_dict_with_momentum_loads_into_an_optimizer_built_without_it():
+    net, X, y = problem("float64", seed=3)
+    opt = SGD(net, lr=0.05, momentum=0.9)
+    for _ in range(2):
+        net.loss_and_grad(X, y)
+        opt.step()
+    fresh = SGD(net.copy())
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.momentum == 0.9
+    np.testing.assert_array_equal(fresh._velocity, opt._velocity)
+    with pytest.raises(ValueError, match="missing 'state1'"):
+        SGD(net).load_state_dict({k: v for k, v in opt.state_dict().items() if k != "state1"})
