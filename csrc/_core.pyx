@@ -24,7 +24,9 @@ from cpython.pythread cimport (
 )
 from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
-from libc.math cimport exp, log, isfinite, pow, sqrt
+from libc.math cimport exp, log, isfinite, pow, sqrt, fabs
+from libc.float cimport DBL_MAX, FLT_MAX
+from libc.limits cimport INT_MAX
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
@@ -57,6 +59,8 @@ cdef struct Layout:
     Py_ssize_t n_params   # length of params and grads
     Py_ssize_t capacity   # rows the acts/deltas buffers hold
     Py_ssize_t act_size   # length of the acts and deltas buffers
+    double* w_bound       # per layer: a bound on max |W_i|, |b_i| (update guard)
+    double* pending       # per layer: a bound on the update being applied
 
 
 # Debug builds (PYBACKPROP_DEBUG=1 at build time) check every block a kernel
@@ -134,25 +138,30 @@ cdef inline void affine_one_sample(const floating* W, const floating* b, const f
         z[j] = b[j] + acc
 
 
-cdef inline void backward_one_sample(floating* W, floating* b, const floating* dz,
-                                     const floating* a_prev, int n_in, int n_out,
-                                     floating* da_prev, floating* dW, floating* db,
-                                     floating lr) noexcept nogil:
-    """One sample, one layer: da_prev := W^T dz (when not NULL); then
-    dW := dz a_prev^T and db := dz (when dW is not NULL), or
-    W -= lr dz a_prev^T and b -= lr dz.  Same rounding as the batched path."""
+cdef inline void propagate_one_sample(const floating* W, const floating* dz, int n_in,
+                                      int n_out, floating* da_prev) noexcept nogil:
+    """One sample, one layer: da_prev := W^T dz (same rounding as the batched path)."""
     cdef int j, p
     cdef floating g
     cdef const floating* w_row
-    cdef floating* out_row
-    if da_prev != NULL:
+    for p in range(n_in):
+        da_prev[p] = 0
+    for j in range(n_out):
+        g = dz[j]
+        w_row = W + <Py_ssize_t> j * n_in
         for p in range(n_in):
-            da_prev[p] = 0
-        for j in range(n_out):
-            g = dz[j]
-            w_row = W + <Py_ssize_t> j * n_in
-            for p in range(n_in):
-                da_prev[p] = da_prev[p] + g * w_row[p]
+            da_prev[p] = da_prev[p] + g * w_row[p]
+
+
+cdef inline void update_one_sample(floating* W, floating* b, const floating* dz,
+                                   const floating* a_prev, int n_in, int n_out,
+                                   floating* dW, floating* db, floating lr) noexcept nogil:
+    """One sample, one layer: dW := dz a_prev^T and db := dz (when dW is not
+    NULL), or W -= lr dz a_prev^T and b -= lr dz.  Same rounding as the
+    batched path."""
+    cdef int j, p
+    cdef floating g
+    cdef floating* out_row
     if dW != NULL:
         for j in range(n_out):
             g = dz[j]
@@ -316,17 +325,56 @@ cdef void column_sums(const floating* M, int n, int width, floating* out) noexce
             out[j] += row[j]
 
 
-cdef void backward(const Layout* L, floating* params, const floating* X, int n,
+cdef void scan_parameter_bounds(Layout* L, const floating* params) noexcept nogil:
+    """L.w_bound[i] := max |W_i|, |b_i|: where the update guard starts."""
+    cdef int i
+    cdef Py_ssize_t k
+    cdef floating value, largest
+    for i in range(L.n_layers):
+        largest = 0
+        for k in range(L.w_off[i], L.b_off[i] + L.sizes[i + 1]):
+            value = fabs(params[k])
+            largest = value if value > largest else largest
+        L.w_bound[i] = largest
+
+
+cdef double update_bound(const floating* dZ, const floating* A_prev, int n, int n_in,
+                         int n_out, double lr) noexcept nogil:
+    """A bound on every |lr dW_jk| = lr |sum_r dZ_rj A_rk| and |lr db_j|:
+    lr * max(sum_r max|dZ_r| max|A_r|, sum_r max|dZ_r|).  NaN or inf when dZ is."""
+    cdef int r, k
+    cdef double dz_max, a_max, weight_sum = 0, bias_sum = 0, value
+    for r in range(n):
+        dz_max = 0
+        for k in range(n_out):
+            value = fabs(dZ[<Py_ssize_t> r * n_out + k])
+            dz_max = value if not (value <= dz_max) else dz_max
+        a_max = 0
+        for k in range(n_in):
+            value = fabs(A_prev[<Py_ssize_t> r * n_in + k])
+            a_max = value if not (value <= a_max) else a_max
+        weight_sum += dz_max * a_max
+        bias_sum += dz_max
+    return lr * (weight_sum if weight_sum > bias_sum else bias_sum)
+
+
+cdef bint backward(Layout* L, floating* params, const floating* X, int n,
                    const floating* acts, floating* deltas, floating* grads,
                    floating lr, floating* scratch, floating* dX) noexcept nogil:
     """Backpropagate dZ_L (already in the output block of deltas).
 
-    For each layer from the last: dA_{i-1} := dZ_i W_i, then
-    dZ_{i-1} := dA_{i-1} * act'(A_{i-1}) from the saved activation; and
-    either dW_i := dZ_i^T A_{i-1}, db_i := sum_rows dZ_i into grads, or, when
-    grads is NULL, the SGD update W_i -= lr dZ_i^T A_{i-1} done by the
-    product itself (alpha = -lr, beta = 1) and b_i -= lr db_i.  dA_{i-1} is
-    always taken before W_i changes.  dX := dZ_0 W_0 when dX is not NULL.
+    First, for each layer from the last: dA_{i-1} := dZ_i W_i, then
+    dZ_{i-1} := dA_{i-1} * act'(A_{i-1}) from the saved activation (and
+    dX := dZ_0 W_0 when dX is not NULL).  Then either dW_i := dZ_i^T A_{i-1},
+    db_i := sum_rows dZ_i into grads, or, when grads is NULL, the SGD update
+    W_i -= lr dZ_i^T A_{i-1} done by the product itself (alpha = -lr,
+    beta = 1) and b_i -= lr db_i.
+
+    The SGD update is guarded: before any parameter changes, each layer's
+    update is bounded (update_bound) and added to the bound of its current
+    magnitudes (L.w_bound, from scan_parameter_bounds); if any could pass
+    half the dtype's largest value, nothing is updated and True is returned
+    (refused).  Otherwise the bounds grow by the updates and False is returned.
     """
     cdef int i, j, n_in, n_out
     cdef floating* dZ
@@ -334,42 +382,65 @@ cdef void backward(const Layout* L, floating* params, const floating* X, int n,
     cdef floating* W
     cdef floating* b
     cdef const floating* A_prev
+    cdef double limit = 0.5 * (DBL_MAX if floating is double else FLT_MAX)
+    cdef bint one_sample
     for i in range(L.n_layers - 1, -1, -1):
         n_in = L.sizes[i]
         n_out = L.sizes[i + 1]
         debug_layer_blocks(L, i, n)
+        dA = NULL
         if i > 0:
             debug_layer_blocks(L, i - 1, n)
+            dA = deltas + L.a_off[i - 1]
+        elif dX != NULL:
+            dA = dX
+        if dA == NULL:
+            continue
         dZ = deltas + L.a_off[i]
         W = params + L.w_off[i]
-        A_prev = X if i == 0 else acts + L.a_off[i - 1]
         if n == 1 and n_in * n_out <= SMALL_GEMM_MACS:
-            dA = deltas + L.a_off[i - 1] if i > 0 else dX
-            backward_one_sample(W, params + L.b_off[i], dZ, A_prev, n_in, n_out, dA,
-                                grads + L.w_off[i] if grads != NULL else NULL,
-                                grads + L.b_off[i] if grads != NULL else NULL, lr)
-            if i > 0:
-                multiply_derivative(L.act[i - 1], dA, A_prev, n_in)
-            continue
-        if i > 0:
-            dA = deltas + L.a_off[i - 1]
+            propagate_one_sample(W, dZ, n_in, n_out, dA)
+        else:
             gemm(False, False, n, n_in, n_out, <floating> 1, dZ, n_out,
                  W, n_in, <floating> 0, dA, n_in)
-            multiply_derivative(L.act[i - 1], dA, A_prev, <Py_ssize_t> n * n_in)
-        elif dX != NULL:
-            gemm(False, False, n, n_in, n_out, <floating> 1, dZ, n_out,
-                 W, n_in, <floating> 0, dX, n_in)
+        if i > 0:
+            multiply_derivative(L.act[i - 1], dA, acts + L.a_off[i - 1], <Py_ssize_t> n * n_in)
+
+    if grads == NULL:
+        for i in range(L.n_layers):
+            A_prev = X if i == 0 else acts + L.a_off[i - 1]
+            L.pending[i] = update_bound(deltas + L.a_off[i], A_prev, n, L.sizes[i],
+                                        L.sizes[i + 1], lr)
+            if not (L.w_bound[i] + L.pending[i] <= limit):
+                return True
+
+    for i in range(L.n_layers):
+        n_in = L.sizes[i]
+        n_out = L.sizes[i + 1]
+        dZ = deltas + L.a_off[i]
+        W = params + L.w_off[i]
+        b = params + L.b_off[i]
+        A_prev = X if i == 0 else acts + L.a_off[i - 1]
+        one_sample = n == 1 and n_in * n_out <= SMALL_GEMM_MACS
         if grads != NULL:
-            gemm(True, False, n_out, n_in, n, <floating> 1, dZ, n_out,
-                 A_prev, n_in, <floating> 0, grads + L.w_off[i], n_in)
-            column_sums(dZ, n, n_out, grads + L.b_off[i])
+            if one_sample:
+                update_one_sample(W, b, dZ, A_prev, n_in, n_out,
+                                  grads + L.w_off[i], grads + L.b_off[i], lr)
+            else:
+                gemm(True, False, n_out, n_in, n, <floating> 1, dZ, n_out,
+                     A_prev, n_in, <floating> 0, grads + L.w_off[i], n_in)
+                column_sums(dZ, n, n_out, grads + L.b_off[i])
         else:
-            gemm(True, False, n_out, n_in, n, -lr, dZ, n_out,
-                 A_prev, n_in, <floating> 1, W, n_in)
-            column_sums(dZ, n, n_out, scratch)
-            b = params + L.b_off[i]
-            for j in range(n_out):
-                b[j] -= lr * scratch[j]
+            if one_sample:
+                update_one_sample(W, b, dZ, A_prev, n_in, n_out, NULL, NULL, lr)
+            else:
+                gemm(True, False, n_out, n_in, n, -lr, dZ, n_out,
+                     A_prev, n_in, <floating> 1, W, n_in)
+                column_sums(dZ, n, n_out, scratch)
+                for j in range(n_out):
+                    b[j] -= lr * scratch[j]
+            L.w_bound[i] += L.pending[i]
+    return False
 
 
 # Optimizer kinds (pybackprop/optim.py builds the configuration).
@@ -386,78 +457,115 @@ cdef struct OptConfig:
     long long step        # updates applied so far
 
 
-cdef void sgd_segment(const OptConfig* opt, floating* p, const floating* g,
-                      floating* velocity, Py_ssize_t count, double weight_decay) noexcept nogil:
+cdef bint sgd_segment(const OptConfig* opt, floating* p, const floating* g,
+                      floating* velocity, Py_ssize_t count, double weight_decay,
+                      bint write) noexcept nogil:
     """PyTorch's SGD on one contiguous segment (opt.step already counts this update):
     g' = g + wd p; v := g' on the first step, else v := mu v + (1 - dampening) g';
-    d = g' + mu v (Nesterov) or v (or g' without momentum); p := p - lr d."""
+    d = g' + mu v (Nesterov) or v (or g' without momentum); p := p - lr d.
+
+    With write False nothing is stored: returns whether every new value
+    would be finite (the check pass of optimizer_update)."""
     cdef Py_ssize_t i
-    cdef floating gi
+    cdef floating gi, v_new, p_new
     cdef floating lr = <floating> opt.lr, wd = <floating> weight_decay
     cdef floating mu = <floating> opt.momentum, damp = <floating> (1 - opt.dampening)
+    cdef bint finite = True
     for i in range(count):
         gi = g[i] + wd * p[i] if weight_decay != 0 else g[i]
+        v_new = 0
         if opt.momentum != 0:
             if opt.step == 1:
-                velocity[i] = gi
+                v_new = gi
             else:
-                velocity[i] = mu * velocity[i] + damp * gi
+                v_new = mu * velocity[i] + damp * gi
             if opt.nesterov:
-                gi = gi + mu * velocity[i]
+                gi = gi + mu * v_new
             else:
-                gi = velocity[i]
-        p[i] = p[i] - lr * gi
+                gi = v_new
+        p_new = p[i] - lr * gi
+        if write:
+            if opt.momentum != 0:
+                velocity[i] = v_new
+            p[i] = p_new
+        elif not (isfinite(p_new) and isfinite(v_new)):
+            finite = False
+    return finite
 
 
-cdef void adam_segment(const OptConfig* opt, floating* p, const floating* g,
-                       floating* m, floating* v, Py_ssize_t count, double weight_decay) noexcept nogil:
+cdef bint adam_segment(const OptConfig* opt, floating* p, const floating* g,
+                       floating* m, floating* v, Py_ssize_t count, double weight_decay,
+                       bint write) noexcept nogil:
     """PyTorch's Adam/AdamW on one contiguous segment, step t = opt.step:
     AdamW: p := p (1 - lr wd); Adam: g' = g + wd p.
     m := b1 m + (1 - b1) g'; v := b2 v + (1 - b2) g'^2;
-    p := p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
+    p := p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+
+    With write False nothing is stored: returns whether every new value
+    would be finite."""
     cdef Py_ssize_t i
-    cdef floating gi
+    cdef floating gi, p_i, m_new, v_new, p_new
     cdef floating b1 = <floating> opt.beta1, b2 = <floating> opt.beta2
     cdef floating one_b1 = <floating> (1 - opt.beta1), one_b2 = <floating> (1 - opt.beta2)
     cdef floating step_size = <floating> (opt.lr / (1 - pow(opt.beta1, <double> opt.step)))
     cdef floating bc2_sqrt = <floating> sqrt(1 - pow(opt.beta2, <double> opt.step))
     cdef floating eps = <floating> opt.eps, wd = <floating> weight_decay
     cdef floating shrink = <floating> (1 - opt.lr * weight_decay)
+    cdef bint finite = True
     for i in range(count):
         gi = g[i]
+        p_i = p[i]
         if weight_decay != 0:
             if opt.decoupled:
-                p[i] = p[i] * shrink
+                p_i = p_i * shrink
             else:
-                gi = gi + wd * p[i]
-        m[i] = b1 * m[i] + one_b1 * gi
-        v[i] = b2 * v[i] + one_b2 * gi * gi
-        p[i] = p[i] - step_size * (m[i] / (sqrt(v[i]) / bc2_sqrt + eps))
+                gi = gi + wd * p_i
+        m_new = b1 * m[i] + one_b1 * gi
+        v_new = b2 * v[i] + one_b2 * gi * gi
+        p_new = p_i - step_size * (m_new / (sqrt(v_new) / bc2_sqrt + eps))
+        if write:
+            m[i] = m_new
+            v[i] = v_new
+            p[i] = p_new
+        elif not (isfinite(p_new) and isfinite(m_new) and isfinite(v_new)):
+            finite = False
+    return finite
 
 
-cdef void optimizer_update(const Layout* L, OptConfig* opt, floating* params,
+cdef bint optimizer_update(const Layout* L, OptConfig* opt, floating* params,
                            const floating* grads, floating* state1,
                            floating* state2) noexcept nogil:
     """One optimizer update of every parameter from grads, in place.
 
-    Weight decay applies to the weights only, never to the biases.
+    Weight decay applies to the weights only, never to the biases.  A first
+    pass computes every new value without storing it; if any would be NaN or
+    infinite, nothing changes (not even the step count) and False is
+    returned, so an overflowing update can never corrupt the network.
     """
-    cdef int i
+    cdef int i, write
     cdef Py_ssize_t w_count, b_count
+    cdef bint finite = True
     opt.step += 1
-    for i in range(L.n_layers):
-        w_count = L.b_off[i] - L.w_off[i]
-        b_count = L.sizes[i + 1]
-        if opt.kind == ADAM:
-            adam_segment(opt, params + L.w_off[i], grads + L.w_off[i], state1 + L.w_off[i],
-                         state2 + L.w_off[i], w_count, opt.weight_decay)
-            adam_segment(opt, params + L.b_off[i], grads + L.b_off[i], state1 + L.b_off[i],
-                         state2 + L.b_off[i], b_count, 0)
-        else:
-            sgd_segment(opt, params + L.w_off[i], grads + L.w_off[i], state1 + L.w_off[i],
-                        w_count, opt.weight_decay)
-            sgd_segment(opt, params + L.b_off[i], grads + L.b_off[i], state1 + L.b_off[i],
-                        b_count, 0)
+    for write in range(2):
+        for i in range(L.n_layers):
+            w_count = L.b_off[i] - L.w_off[i]
+            b_count = L.sizes[i + 1]
+            if opt.kind == ADAM:
+                finite &= adam_segment(opt, params + L.w_off[i], grads + L.w_off[i],
+                                       state1 + L.w_off[i], state2 + L.w_off[i], w_count,
+                                       opt.weight_decay, write)
+                finite &= adam_segment(opt, params + L.b_off[i], grads + L.b_off[i],
+                                       state1 + L.b_off[i], state2 + L.b_off[i], b_count,
+                                       0, write)
+            else:
+                finite &= sgd_segment(opt, params + L.w_off[i], grads + L.w_off[i],
+                                      state1 + L.w_off[i], w_count, opt.weight_decay, write)
+                finite &= sgd_segment(opt, params + L.b_off[i], grads + L.b_off[i],
+                                      state1 + L.b_off[i], b_count, 0, write)
+        if not finite:
+            opt.step -= 1
+            return False
+    return True
 
 
 cdef void output_backward(int code, floating* A, const floating* dA, int n, int n_out,
@@ -558,10 +666,8 @@ cdef class Network:
     cdef double[::1] params64, grads64, acts64, deltas64, dx64, scratch64
     cdef Py_ssize_t act_width, dx_capacity, gather_capacity
     cdef object _gather_x, _gather_y, _gather_labels, _gather_w
-    cdef readonly long long epoch_step
-    cdef readonly double epoch_loss_sum, epoch_weight_sum
-    cdef readonly Py_ssize_t epoch_rows
     cdef PyThread_type_lock lock
+    cdef object __weakref__
 
     def __cinit__(self):
         self.lock = PyThread_allocate_lock()
@@ -572,6 +678,8 @@ cdef class Network:
         self.layout.w_off = NULL
         self.layout.b_off = NULL
         self.layout.a_off = NULL
+        self.layout.w_bound = NULL
+        self.layout.pending = NULL
 
     def __init__(self, layer_sizes, activation_codes, int loss_code,
                  cnp.ndarray params not None, coerce):
@@ -589,8 +697,11 @@ cdef class Network:
         self.layout.w_off = <Py_ssize_t*> malloc(n_layers * sizeof(Py_ssize_t))
         self.layout.b_off = <Py_ssize_t*> malloc(n_layers * sizeof(Py_ssize_t))
         self.layout.a_off = <Py_ssize_t*> malloc(n_layers * sizeof(Py_ssize_t))
+        self.layout.w_bound = <double*> malloc(n_layers * sizeof(double))
+        self.layout.pending = <double*> malloc(n_layers * sizeof(double))
         if (self.layout.sizes == NULL or self.layout.act == NULL or self.layout.w_off == NULL
-                or self.layout.b_off == NULL or self.layout.a_off == NULL):
+                or self.layout.b_off == NULL or self.layout.a_off == NULL
+                or self.layout.w_bound == NULL or self.layout.pending == NULL):
             raise MemoryError()
         self.layout.max_width = 0
         for i in range(n_layers + 1):
@@ -647,6 +758,8 @@ cdef class Network:
         free(self.layout.w_off)
         free(self.layout.b_off)
         free(self.layout.a_off)
+        free(self.layout.w_bound)
+        free(self.layout.pending)
         if self.lock != NULL:
             PyThread_free_lock(self.lock)
 
@@ -713,7 +826,7 @@ cdef class Network:
             return False
         dims = cnp.PyArray_DIMS(<cnp.ndarray> X)
         n = dims[0]
-        if n < 1 or dims[1] != self.n_in:
+        if n < 1 or n > INT_MAX or dims[1] != self.n_in:
             return False
         if need_y:
             if self.layout.loss == CROSS_ENTROPY and _ready(y, cnp.NPY_INTP, 1):
@@ -740,7 +853,7 @@ cdef class Network:
         cdef Py_ssize_t count = cnp.PyArray_SIZE(arr)
         cdef Py_ssize_t bad
         cdef void* data = cnp.PyArray_DATA(arr)
-        cdef double low = 0, high = 1
+        cdef double low = 0, high = 1, total
         cdef intp_t n_out = self.n_out
         with nogil:
             if self.is_double:
@@ -790,8 +903,12 @@ cdef class Network:
             if bad >= 0:
                 _raise_bad_value("sample_weight", sample_weight, bad,
                                  "negative, NaN or infinite; weights must be finite and >= 0")
-            if not _weight_total(sample_weight, self.is_double) > 0:
+            total = _weight_total(sample_weight, self.is_double)
+            if not total > 0:
                 raise ValueError("sample_weight sums to zero: at least one weight must be positive")
+            if not isfinite(total):
+                raise ValueError("sample_weight sums to infinity: the weights are too large "
+                                 "(only their ratios matter; scale them down)")
 
     # -- entry points -------------------------------------------------------
 
@@ -882,6 +999,7 @@ cdef class Network:
         else:
             t = cnp.PyArray_DATA(<cnp.ndarray> y)
         cdef double result
+        cdef bint refused = False
         dx_view = None
         with nogil:
             PyThread_acquire_lock(self.lock, WAIT_LOCK)
@@ -890,20 +1008,27 @@ cdef class Network:
             if input_grad:
                 self._ensure_dx_capacity(n)
             with nogil:
+                if update:
+                    # The parameters may have been written from Python since
+                    # the last call: the update guard starts from a fresh scan.
+                    if self.is_double:
+                        scan_parameter_bounds(&self.layout, &self.params64[0])
+                    else:
+                        scan_parameter_bounds(&self.layout, &self.params32[0])
                 if self.is_double:
                     result = _step_kernel(
                         &self.layout, &self.params64[0], <double*> x, n,
                         <double*> t, labels,
                         <double*> w, total, &self.acts64[0], &self.deltas64[0],
                         NULL if update else &self.grads64[0], <double> lr, &self.scratch64[0],
-                        &self.dx64[0] if input_grad else NULL)
+                        &self.dx64[0] if input_grad else NULL, &refused)
                 else:
                     result = _step_kernel(
                         &self.layout, &self.params32[0], <float*> x, n,
                         <float*> t, labels,
                         <float*> w, total, &self.acts32[0], &self.deltas32[0],
                         NULL if update else &self.grads32[0], <float> lr, &self.scratch32[0],
-                        &self.dx32[0] if input_grad else NULL)
+                        &self.dx32[0] if input_grad else NULL, &refused)
             if input_grad and isfinite(result):
                 dx_view = self._dx_array[:n * self.n_in].reshape(n, self.n_in)
         finally:
@@ -913,6 +1038,11 @@ cdef class Network:
             raise FloatingPointError(
                 f"the loss is {result}: the network's outputs overflowed (diverging "
                 "weights?); no gradient was computed and the parameters are unchanged")
+        if refused:
+            raise FloatingPointError(
+                f"the SGD update could overflow {'float64' if self.is_double else 'float32'} "
+                f"(learning rate {lr:g} too large for gradients this size); "
+                "the parameters are unchanged")
         return result, dx_view
 
 
@@ -948,17 +1078,23 @@ cdef class Network:
         cdef void* s2
         if opt.kind == FUSED_SGD:
             opt.kind = SGD
+        cdef bint finite
         self._state_pointers(&opt, state1, state2, &s1, &s2)
         with nogil:
             PyThread_acquire_lock(self.lock, WAIT_LOCK)
             if self.is_double:
-                optimizer_update(&self.layout, &opt, &self.params64[0], &self.grads64[0],
-                                 <double*> s1, <double*> s2)
+                finite = optimizer_update(&self.layout, &opt, &self.params64[0], &self.grads64[0],
+                                          <double*> s1, <double*> s2)
             else:
-                optimizer_update(&self.layout, &opt, &self.params32[0], &self.grads32[0],
-                                 <float*> s1, <float*> s2)
+                finite = optimizer_update(&self.layout, &opt, &self.params32[0], &self.grads32[0],
+                                          <float*> s1, <float*> s2)
             PyThread_release_lock(self.lock)
         check_debug_violations()
+        if not finite:
+            raise FloatingPointError(
+                f"the update would make parameters or optimizer state NaN or infinite "
+                f"(learning rate {opt.lr:g} too large for gradients this size?); "
+                "nothing was changed")
         return opt.step
 
     cdef _ensure_gather(self, int batch_size):
@@ -972,13 +1108,15 @@ cdef class Network:
         self.gather_capacity = batch_size
 
     def train_epoch(self, X, y, sample_weight, order, int batch_size, tuple config,
-                    long long step, state1=None, state2=None):
+                    long long step, state1, state2, double[::1] progress not None):
         """One epoch of minibatch training, entirely in compiled code.
 
         X, y, sample_weight must come from :meth:`check_batch`.  order is a
         permutation of the rows (intp) or None for the stored order.  After
-        the call, or when it raises, ``epoch_step``, ``epoch_loss_sum``,
-        ``epoch_weight_sum`` and ``epoch_rows`` say how far it got.
+        the call, or when it raises, ``progress`` (float64, 4 values: optimizer
+        step count, sum of batch loss x batch weight, sum of batch weights,
+        rows trained) says how far it got; it belongs to the caller, so
+        threads sharing a network each see their own.
         Returns True, or False when a batch's loss was not finite (training
         stopped before that batch changed anything).  Signals (Ctrl-C) are
         checked between groups of batches.
@@ -1014,10 +1152,12 @@ cdef class Network:
             macs += <Py_ssize_t> self.layout.sizes[i] * self.layout.sizes[i + 1]
         max_batches = max(1, min(65536, <Py_ssize_t> (2e8 / (3.0 * macs * batch_size))))
         batch_size = <int> min(<Py_ssize_t> batch_size, n)
-        self.epoch_step = step
-        self.epoch_loss_sum = 0
-        self.epoch_weight_sum = 0
-        self.epoch_rows = 0
+        if progress.shape[0] != 4:
+            raise ValueError("progress must hold 4 values")
+        progress[0] = step
+        progress[1] = 0
+        progress[2] = 0
+        progress[3] = 0
         with nogil:
             PyThread_acquire_lock(self.lock, WAIT_LOCK)
         try:
@@ -1027,6 +1167,11 @@ cdef class Network:
             gy = cnp.PyArray_DATA(<cnp.ndarray> self._gather_y)
             gl = cnp.PyArray_DATA(<cnp.ndarray> self._gather_labels)
             gw = cnp.PyArray_DATA(<cnp.ndarray> self._gather_w)
+            with nogil:
+                if self.is_double:
+                    scan_parameter_bounds(&self.layout, &self.params64[0])
+                else:
+                    scan_parameter_bounds(&self.layout, &self.params32[0])
             while start < n and status == 0:
                 with nogil:
                     if self.is_double:
@@ -1045,10 +1190,10 @@ cdef class Network:
                             <float*> gx, <float*> gy, <intp_t*> gl, <float*> gw,
                             &self.acts32[0], &self.deltas32[0], &self.scratch32[0],
                             &loss_sum, &weight_sum)
-                self.epoch_step = opt.step
-                self.epoch_loss_sum = loss_sum
-                self.epoch_weight_sum = weight_sum
-                self.epoch_rows = start
+                progress[0] = opt.step
+                progress[1] = loss_sum
+                progress[2] = weight_sum
+                progress[3] = start
                 PyErr_CheckSignals()
         finally:
             PyThread_release_lock(self.lock)
@@ -1157,26 +1302,28 @@ cdef double _loss_chunks(const Layout* L, const floating* params, const floating
     return total
 
 
-cdef double _step_kernel(const Layout* L, floating* params, const floating* X, int n,
+cdef double _step_kernel(Layout* L, floating* params, const floating* X, int n,
                          const floating* Y, const intp_t* labels, const floating* sw,
                          double weight_total, floating* acts, floating* deltas,
                          floating* grads, floating lr, floating* scratch,
-                         floating* dX) noexcept nogil:
+                         floating* dX, bint* refused) noexcept nogil:
     """Forward, loss and backward of one batch; the loss is returned.
 
     grads NULL means the fused SGD update.  Nothing is backpropagated when
-    the loss is not finite, so a failed step leaves the parameters as they were.
+    the loss is not finite, and *refused is set when the update could
+    overflow (see backward): either way the parameters are as they were.
     """
     cdef int last = L.n_layers - 1
+    refused[0] = False
     forward(L, params, X, n, acts)
     cdef double loss = output_and_loss(L, acts + L.a_off[last], n, 0, Y, labels, sw,
                                        weight_total, deltas + L.a_off[last])
     if isfinite(loss):
-        backward(L, params, X, n, acts, deltas, grads, lr, scratch, dX)
+        refused[0] = backward(L, params, X, n, acts, deltas, grads, lr, scratch, dX)
     return loss
 
 
-cdef int epoch_batches(const Layout* L, OptConfig* opt, floating* params, floating* grads,
+cdef int epoch_batches(Layout* L, OptConfig* opt, floating* params, floating* grads,
                        floating* state1, floating* state2,
                        const floating* X, const floating* Y, const intp_t* labels,
                        const floating* sw, const intp_t* order, Py_ssize_t n,
@@ -1200,6 +1347,7 @@ cdef int epoch_batches(const Layout* L, OptConfig* opt, floating* params, floati
     cdef const intp_t* lb
     cdef const floating* wb
     cdef double total, loss
+    cdef bint refused
     while start[0] < n and done < max_batches:
         rows = <int> min(<Py_ssize_t> batch_size, n - start[0])
         if order != NULL:
@@ -1232,14 +1380,15 @@ cdef int epoch_batches(const Layout* L, OptConfig* opt, floating* params, floati
         if total > 0:
             if opt.kind == FUSED_SGD:
                 loss = _step_kernel(L, params, xb, rows, yb, lb, wb, total, acts, deltas,
-                                    NULL, <floating> opt.lr, scratch, NULL)
+                                    NULL, <floating> opt.lr, scratch, NULL, &refused)
             else:
                 loss = _step_kernel(L, params, xb, rows, yb, lb, wb, total, acts, deltas,
-                                    grads, 0, scratch, NULL)
-            if not isfinite(loss):
+                                    grads, 0, scratch, NULL, &refused)
+            if not isfinite(loss) or refused:
                 return 1
             if opt.kind != FUSED_SGD:
-                optimizer_update(L, opt, params, grads, state1, state2)
+                if not optimizer_update(L, opt, params, grads, state1, state2):
+                    return 1
             loss_sum[0] += loss * total
             weight_sum[0] += total
         start[0] += rows
@@ -1273,7 +1422,7 @@ cdef OptConfig _make_config(tuple config, long long step) except *:
     return opt
 
 
-cdef void _backward_output_kernel(const Layout* L, floating* params, const floating* X, int n,
+cdef void _backward_output_kernel(Layout* L, floating* params, const floating* X, int n,
                                   const floating* dA_out, floating* acts, floating* deltas,
                                   floating* grads, floating* scratch, floating* dX) noexcept nogil:
     """Forward pass, then backward from dZ_L = dA_L * out'(Z_L)."""

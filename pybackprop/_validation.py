@@ -104,6 +104,16 @@ def check_learning_rate(lr):
     return lr
 
 
+# The kernels count rows with a C int.
+MAX_ROWS = 2**31 - 1
+
+
+def kernel_ready(array, dtype):
+    """array as the kernels read it: C-contiguous, aligned, native byte order,
+    of this dtype (a copy only when one of those is missing)."""
+    return np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
+
+
 def _as_real_array(value, name):
     """np.asarray(value), refusing anything that is not real numbers."""
     try:
@@ -159,7 +169,10 @@ class BatchSpec:
             raise ValueError(f"X must have {self.n_in} features (columns); got shape {X.shape}")
         if X.shape[0] == 0:
             raise ValueError(f"X is an empty batch (shape {X.shape}); need at least one sample")
-        return np.ascontiguousarray(X, dtype=self.dtype), single
+        if X.shape[0] > MAX_ROWS:
+            raise ValueError(f"X has {X.shape[0]} samples; one call takes at most {MAX_ROWS} "
+                             "(split it into batches)")
+        return kernel_ready(X, self.dtype), single
 
     def coerce_y(self, y, n, single):
         """y as (n, n_out) targets of the network's dtype, (n,) targets when
@@ -179,7 +192,7 @@ class BatchSpec:
                 raise ValueError(f"y has {y.shape[0]} labels for {n} samples")
             if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.intp).max:
                 raise ValueError(f"class labels must be in 0..{self.n_out - 1}")
-            return np.ascontiguousarray(y, dtype=np.intp)
+            return kernel_ready(y, np.intp)
         if y.ndim == 1 and self.n_out == 1:
             if y.shape[0] != n:
                 raise ValueError(f"y has {y.shape[0]} targets for {n} samples")
@@ -190,7 +203,7 @@ class BatchSpec:
             if self.loss == "cross_entropy":
                 expected += f", or integer labels ({n},)"
             raise ValueError(f"y must have shape {expected}; got {y.ndim}-D shape {y.shape}")
-        return np.ascontiguousarray(y, dtype=self.dtype)
+        return kernel_ready(y, self.dtype)
 
     def coerce_sample_weight(self, sample_weight, n, single):
         """sample_weight as a contiguous (n,) array of the network's dtype."""
@@ -199,4 +212,4 @@ class BatchSpec:
             sample_weight = sample_weight.reshape(1)
         if sample_weight.shape != (n,):
             raise ValueError(f"sample_weight must have shape ({n},); got {sample_weight.shape}")
-        return np.ascontiguousarray(sample_weight, dtype=self.dtype)
+        return kernel_ready(sample_weight, self.dtype)
