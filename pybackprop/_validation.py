@@ -108,10 +108,27 @@ def check_learning_rate(lr):
 MAX_ROWS = 2**31 - 1
 
 
-def kernel_ready(array, dtype):
+def kernel_ready(array, dtype, name="array"):
     """array as the kernels read it: C-contiguous, aligned, native byte order,
-    of this dtype (a copy only when one of those is missing)."""
-    return np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
+    of this dtype (a copy only when one of those is missing).
+
+    A finite value too large for the target dtype (1e308 into float32) is
+    refused here, naming the value the caller passed, rather than becoming
+    an infinity that the finiteness check would then report.
+    """
+    dtype = np.dtype(dtype)
+    if array.dtype == dtype or dtype.kind != "f" or array.dtype.kind != "f" \
+            or array.dtype.itemsize <= dtype.itemsize:
+        return np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
+    with np.errstate(over="ignore"):
+        converted = np.require(array, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
+    overflowed = np.isinf(converted) & np.isfinite(array)
+    if overflowed.any():
+        index = np.unravel_index(int(np.argmax(overflowed)), array.shape)
+        where = index[0] if len(index) == 1 else tuple(int(i) for i in index)
+        raise ValueError(f"{name}[{where}] = {array[index]!r} is outside the {dtype.name} range "
+                         f"(largest {np.finfo(dtype).max:.4g}); the network computes in {dtype.name}")
+    return converted
 
 
 def _as_real_array(value, name):
@@ -172,7 +189,7 @@ class BatchSpec:
         if X.shape[0] > MAX_ROWS:
             raise ValueError(f"X has {X.shape[0]} samples; one call takes at most {MAX_ROWS} "
                              "(split it into batches)")
-        return kernel_ready(X, self.dtype), single
+        return kernel_ready(X, self.dtype, "X"), single
 
     def coerce_y(self, y, n, single):
         """y as (n, n_out) targets of the network's dtype, (n,) targets when
@@ -203,7 +220,7 @@ class BatchSpec:
             if self.loss == "cross_entropy":
                 expected += f", or integer labels ({n},)"
             raise ValueError(f"y must have shape {expected}; got {y.ndim}-D shape {y.shape}")
-        return kernel_ready(y, self.dtype)
+        return kernel_ready(y, self.dtype, "y")
 
     def coerce_sample_weight(self, sample_weight, n, single):
         """sample_weight as a contiguous (n,) array of the network's dtype."""
@@ -212,4 +229,4 @@ class BatchSpec:
             sample_weight = sample_weight.reshape(1)
         if sample_weight.shape != (n,):
             raise ValueError(f"sample_weight must have shape ({n},); got {sample_weight.shape}")
-        return kernel_ready(sample_weight, self.dtype)
+        return kernel_ready(sample_weight, self.dtype, "sample_weight")
