@@ -5,9 +5,43 @@ The forward and backward passes run in a compiled Cython core over BLAS
 implementation of the same mathematics that the core is tested against.
 """
 
-from . import optim
-from .network import MLP
-from .training import History, TrainingDiverged
+import os as _os
+from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
+
+
+def _use_installed_build():
+    """Import the compiled modules from the installed copy when this package
+    is the unbuilt source checkout.
+
+    ``pip install . && python -m pybackprop`` run from the project root puts
+    the checkout first on ``sys.path``; its ``pybackprop/`` has no compiled
+    ``_core``.  Then the first other ``pybackprop`` directory on ``sys.path``
+    that has one (the installed copy) goes first on this package's
+    ``__path__``, so every submodule (``_core`` included) comes from what pip
+    installed.  An in-place build (``pip install -e .``) has ``_core`` here
+    and changes nothing.
+    """
+    import sys
+
+    def compiled(directory):
+        return any(_os.path.exists(_os.path.join(directory, "_core" + suffix))
+                   for suffix in _EXTENSION_SUFFIXES)
+
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    if compiled(here):
+        return
+    for entry in sys.path:
+        candidate = _os.path.join(_os.path.abspath(entry or _os.curdir), "pybackprop")
+        if candidate != here and compiled(candidate):
+            __path__.insert(0, candidate)
+            return
+
+
+_use_installed_build()
+
+from . import optim  # noqa: E402
+from .network import MLP  # noqa: E402
+from .training import History, TrainingDiverged  # noqa: E402
 
 __version__ = "0.1.0"
 
