@@ -325,37 +325,65 @@ cdef void column_sums(const floating* M, int n, int width, floating* out) noexce
             out[j] += row[j]
 
 
+cdef enum:
+    SCAN_LANES = 16
+
+
+cdef inline double max_abs(const floating* x, Py_ssize_t count) noexcept nogil:
+    """max |x[i]|, or NaN when any x[i] is NaN or infinite.
+
+    Written as SCAN_LANES independent lanes so the compiler vectorises it
+    (a single running maximum is a reduction it will not reorder); x - x is
+    0 for finite values and NaN otherwise, which flags NaN that a maximum
+    would skip."""
+    cdef floating largest[SCAN_LANES]
+    cdef floating flags[SCAN_LANES]
+    cdef floating value
+    cdef Py_ssize_t i, k, full = count - count % SCAN_LANES
+    cdef double result = 0, flag = 0
+    if count < SCAN_LANES:
+        # A few values (small layers, one sample): lanes would only cost.
+        for i in range(count):
+            value = fabs(x[i])
+            result = value if value > result else result
+            flag = flag + (x[i] - x[i])
+        return result + flag
+    for k in range(SCAN_LANES):
+        largest[k] = 0
+        flags[k] = 0
+    i = 0
+    while i < full:
+        for k in range(SCAN_LANES):
+            value = fabs(x[i + k])
+            largest[k] = value if value > largest[k] else largest[k]
+            flags[k] = flags[k] + (x[i + k] - x[i + k])
+        i += SCAN_LANES
+    for i in range(full, count):
+        value = fabs(x[i])
+        largest[0] = value if value > largest[0] else largest[0]
+        flags[0] = flags[0] + (x[i] - x[i])
+    for k in range(SCAN_LANES):
+        result = largest[k] if largest[k] > result else result
+        flag = flag + flags[k]
+    return result + flag
+
+
 cdef void scan_parameter_bounds(Layout* L, const floating* params) noexcept nogil:
     """L.w_bound[i] := max |W_i|, |b_i|: where the update guard starts."""
     cdef int i
-    cdef Py_ssize_t k
-    cdef floating value, largest
     for i in range(L.n_layers):
-        largest = 0
-        for k in range(L.w_off[i], L.b_off[i] + L.sizes[i + 1]):
-            value = fabs(params[k])
-            largest = value if value > largest else largest
-        L.w_bound[i] = largest
+        L.w_bound[i] = max_abs(params + L.w_off[i],
+                               L.b_off[i] + L.sizes[i + 1] - L.w_off[i])
 
 
 cdef double update_bound(const floating* dZ, const floating* A_prev, int n, int n_in,
                          int n_out, double lr) noexcept nogil:
     """A bound on every |lr dW_jk| = lr |sum_r dZ_rj A_rk| and |lr db_j|:
-    lr * max(sum_r max|dZ_r| max|A_r|, sum_r max|dZ_r|).  NaN or inf when dZ is."""
-    cdef int r, k
-    cdef double dz_max, a_max, weight_sum = 0, bias_sum = 0, value
-    for r in range(n):
-        dz_max = 0
-        for k in range(n_out):
-            value = fabs(dZ[<Py_ssize_t> r * n_out + k])
-            dz_max = value if not (value <= dz_max) else dz_max
-        a_max = 0
-        for k in range(n_in):
-            value = fabs(A_prev[<Py_ssize_t> r * n_in + k])
-            a_max = value if not (value <= a_max) else a_max
-        weight_sum += dz_max * a_max
-        bias_sum += dz_max
-    return lr * (weight_sum if weight_sum > bias_sum else bias_sum)
+    lr * n * max|dZ| * max(max|A|, 1).  Two vectorised scans of contiguous
+    blocks; NaN or inf when dZ or A holds a non-finite value."""
+    cdef double dz_max = max_abs(dZ, <Py_ssize_t> n * n_out)
+    cdef double a_max = max_abs(A_prev, <Py_ssize_t> n * n_in)
+    return lr * n * dz_max * (a_max if not (a_max <= 1) else 1)
 
 
 cdef bint backward(Layout* L, floating* params, const floating* X, int n,
