@@ -85,27 +85,29 @@ cdef inline float expm1_reduced_f(float x, float* scale) noexcept nogil:
     return (p * r + one) * r
 
 
-cdef inline floating exp_nonpositive(floating x) noexcept nogil:
-    """exp(x) for x <= 0, vectorisable; exactly 0 where exp underflows."""
-    cdef floating scale, q, low
-    low = -708.0 if floating is double else -87.0
+cdef inline floating expm1_reduced(floating x, floating* scale) noexcept nogil:
+    """expm1(r) and *scale = 2^k for x = k ln2 + r, x <= 0 clamped to where
+    2^k is a normal number (-708 for float64, -87 for float32)."""
+    cdef floating low = -708.0 if floating is double else -87.0
     cdef floating clamped = x if x > low else low
     if floating is double:
-        q = expm1_reduced_d(clamped, &scale)
+        return expm1_reduced_d(clamped, scale)
     else:
-        q = expm1_reduced_f(clamped, &scale)
+        return expm1_reduced_f(clamped, scale)
+
+
+cdef inline floating exp_nonpositive(floating x) noexcept nogil:
+    """exp(x) for x <= 0, vectorisable; exactly 0 where exp underflows."""
+    cdef floating scale
+    cdef floating q = expm1_reduced(x, &scale)
+    cdef floating low = -708.0 if floating is double else -87.0
     return scale * q + scale if x > low else 0
 
 
 cdef inline floating expm1_nonpositive(floating x) noexcept nogil:
     """expm1(x) for x <= 0, vectorisable, accurate near 0."""
-    cdef floating scale, q, low
-    low = -708.0 if floating is double else -87.0
-    cdef floating clamped = x if x > low else low
-    if floating is double:
-        q = expm1_reduced_d(clamped, &scale)
-    else:
-        q = expm1_reduced_f(clamped, &scale)
+    cdef floating scale
+    cdef floating q = expm1_reduced(x, &scale)
     return scale * q + (scale - 1)
 
 

@@ -815,6 +815,12 @@ cdef class Network:
         self.layout.capacity = n
         self.layout.act_size = n * self.act_width
 
+    cdef _reserve(self, Py_ssize_t n, bint input_grad):
+        """Buffers for a training step on n rows (and dX when input_grad)."""
+        self._ensure_capacity(n)
+        if input_grad:
+            self._ensure_dx_capacity(n)
+
     cdef _ensure_dx_capacity(self, Py_ssize_t n):
         if n <= self.dx_capacity:
             return
@@ -1032,9 +1038,7 @@ cdef class Network:
         with nogil:
             PyThread_acquire_lock(self.lock, WAIT_LOCK)
         try:
-            self._ensure_capacity(n)
-            if input_grad:
-                self._ensure_dx_capacity(n)
+            self._reserve(n, input_grad)
             with nogil:
                 if update:
                     # The parameters may have been written from Python since
@@ -1253,9 +1257,7 @@ cdef class Network:
         with nogil:
             PyThread_acquire_lock(self.lock, WAIT_LOCK)
         try:
-            self._ensure_capacity(n)
-            if input_grad:
-                self._ensure_dx_capacity(n)
+            self._reserve(n, input_grad)
             with nogil:
                 if self.is_double:
                     _backward_output_kernel(&self.layout, &self.params64[0], <double*> x, n,

@@ -45,6 +45,10 @@ from pybackprop.gradcheck import relative_error
 from pybackprop.graph import mlp_loss
 
 MAX_EXAMPLES = int(os.environ.get("PYBACKPROP_HYPOTHESIS_EXAMPLES", "1000"))
+# CI explores the same 1000 cases every run (a red CI then means a change
+# broke something, not that the dice found a float32 cancellation); set
+# PYBACKPROP_HYPOTHESIS_RANDOM=1 to explore new cases locally.
+DERANDOMIZE = os.environ.get("PYBACKPROP_HYPOTHESIS_RANDOM", "") in ("", "0")
 TOLERANCE = {"float64": 1e-12, "float32": 1e-4}
 FLOOR = {"float64": 1e-2, "float32": 1e-2}
 # Smallest |Z| allowed in a ReLU layer: the core and the reference round Z
@@ -201,7 +205,7 @@ def worst_error(case, net):
     return worst
 
 
-@settings(max_examples=MAX_EXAMPLES, deadline=None,
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=DERANDOMIZE,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(problems())
 def test_compiled_core_matches_reference(case):
@@ -217,7 +221,7 @@ def test_compiled_core_matches_reference(case):
         f"compiled {got!r}, reference {expected!r}")
 
 
-@settings(max_examples=max(MAX_EXAMPLES // 3, 20), deadline=None,
+@settings(max_examples=max(MAX_EXAMPLES // 3, 20), deadline=None, derandomize=DERANDOMIZE,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(problems(dtype="float64"))
 def test_predict_and_input_gradient_match_reference(case):
@@ -236,7 +240,7 @@ def test_predict_and_input_gradient_match_reference(case):
     assert_close(dX, ref_dX, "float64")
 
 
-@settings(max_examples=max(MAX_EXAMPLES // 3, 20), deadline=None,
+@settings(max_examples=max(MAX_EXAMPLES // 3, 20), deadline=None, derandomize=DERANDOMIZE,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(problems(dtype="float64"), st.sampled_from([1e-3, 0.1]))
 def test_train_step_moves_along_reference_gradient(case, lr):
