@@ -1,0 +1,81 @@
+"""Print the training figures quoted in the issue notes and the README.
+
+    python benchmarks/training_figures.py
+
+- per-sample SGD throughput through ``MLP.fit`` (batch size 1) for the 2-2-1
+  sigmoid network and a 64-32-10 relu/softmax network on the digits;
+- what a warmed-up training step allocates (tracemalloc).
+
+Timings are best-of-repeats on whatever else the machine is doing; run it on
+a quiet machine.  The thread-scaling figure is printed by
+``python tests/test_threads_stress.py``.
+"""
+
+import gc
+import tracemalloc
+
+import numpy as np
+
+import pybackprop
+from pybackprop.datasets import load_digits
+from pybackprop.optim import Adam
+
+
+def per_sample_throughput():
+    rng = np.random.default_rng(0)
+    net = pybackprop.MLP([2, 2, 1], activation="sigmoid", output="sigmoid",
+                         loss="squared_error", seed=0)
+    X = rng.uniform(-1, 1, (200_000, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(float)
+    best = min(1e9 / net.fit(X, y, epochs=1, batch_size=1, lr=0.5).samples_per_second
+               for _ in range(10))
+    print(f"2-2-1 sigmoid/squared_error, fit at batch 1, 200k-sample epochs: "
+          f"{best:.0f} ns per sample ({1e9 / best:,.0f} samples/s)")
+    X, y = load_digits(return_X_y=True)
+    X = (X - X.mean(axis=0)) / (X.std(axis=0) + 1e-9)
+    net = pybackprop.MLP([64, 32, 10], activation="relu", output="softmax", seed=0)
+    best = min(1e9 / net.fit(X, y, epochs=5, batch_size=1, lr=0.01).samples_per_second
+               for _ in range(5))
+    print(f"64-32-10 relu/softmax on the digits, fit at batch 1: "
+          f"{best:.0f} ns per sample ({1e9 / best:,.0f} samples/s)")
+
+
+def step_allocations():
+    for batch in (1, 256):
+        rng = np.random.default_rng(0)
+        net = pybackprop.MLP([32, 64, 10], activation="relu", output="softmax",
+                             dtype="float32", seed=0)
+        X = rng.standard_normal((batch, 32)).astype(np.float32)
+        y = rng.integers(0, 10, batch)
+        opt = Adam(net, lr=1e-3)
+
+        def steps(count):
+            for _ in range(count):
+                net.train_step(X, y, 0.01)
+                net.loss_and_grad(X, y)
+                opt.step()
+
+        def traced():
+            snapshot = tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)])
+            return sum(stat.size for stat in snapshot.statistics("filename"))
+
+        steps(5)
+        gc.collect()
+        tracemalloc.start()
+        steps(5)
+        traced()
+        before = traced()
+        start, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        steps(1000)
+        _, peak = tracemalloc.get_traced_memory()
+        after = traced()
+        tracemalloc.stop()
+        print(f"batch {batch}: 1000 x (train_step + loss_and_grad + Adam.step) retained "
+              f"{after - before} bytes; peak rose {peak - start} bytes")
+
+
+if __name__ == "__main__":
+    per_sample_throughput()
+    step_allocations()
