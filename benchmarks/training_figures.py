@@ -11,14 +11,11 @@ a quiet machine.  The thread-scaling figure is printed by
 ``python tests/test_threads_stress.py``.
 """
 
-import gc
-import tracemalloc
-
 import numpy as np
 
 import pybackprop
+from pybackprop.bench.allocations import step_allocations
 from pybackprop.datasets import load_digits
-from pybackprop.optim import Adam
 
 
 def per_sample_throughput():
@@ -40,42 +37,13 @@ def per_sample_throughput():
           f"{best:.0f} ns per sample ({1e9 / best:,.0f} samples/s)")
 
 
-def step_allocations():
+def print_step_allocations():
     for batch in (1, 256):
-        rng = np.random.default_rng(0)
-        net = pybackprop.MLP([32, 64, 10], activation="relu", output="softmax",
-                             dtype="float32", seed=0)
-        X = rng.standard_normal((batch, 32)).astype(np.float32)
-        y = rng.integers(0, 10, batch)
-        opt = Adam(net, lr=1e-3)
-
-        def steps(count):
-            for _ in range(count):
-                net.train_step(X, y, 0.01)
-                net.loss_and_grad(X, y)
-                opt.step()
-
-        def traced():
-            snapshot = tracemalloc.take_snapshot().filter_traces(
-                [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)])
-            return sum(stat.size for stat in snapshot.statistics("filename"))
-
-        steps(5)
-        gc.collect()
-        tracemalloc.start()
-        steps(5)
-        traced()
-        before = traced()
-        start, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        steps(1000)
-        _, peak = tracemalloc.get_traced_memory()
-        after = traced()
-        tracemalloc.stop()
+        retained, peak_rise = step_allocations(batch, steps=1000)
         print(f"batch {batch}: 1000 x (train_step + loss_and_grad + Adam.step) retained "
-              f"{after - before} bytes; peak rose {peak - start} bytes")
+              f"{retained} bytes; peak rose {peak_rise} bytes")
 
 
 if __name__ == "__main__":
     per_sample_throughput()
-    step_allocations()
+    print_step_allocations()

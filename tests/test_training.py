@@ -1,10 +1,8 @@
 """fit, the compiled epoch loop, user-supplied losses, allocation and threads."""
 
 import _thread
-import gc
 import threading
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -257,46 +255,14 @@ def test_backward_rejects_bad_gradients():
 
 @pytest.mark.parametrize("batch", [1, 256])
 def test_warmed_up_steps_allocate_nothing(batch):
-    rng = np.random.default_rng(0)
-    net = MLP([32, 64, 10], activation="relu", output="softmax", dtype="float32", seed=0)
-    X = rng.standard_normal((batch, 32)).astype(np.float32)
-    y = rng.integers(0, 10, batch)
-    opt = Adam(net, lr=1e-3)
+    from pybackprop.bench.allocations import step_allocations
 
-    def steps(count):
-        for _ in range(count):
-            net.train_step(X, y, 0.01)
-            net.loss_and_grad(X, y)
-            opt.step()
-
-    def traced_bytes():
-        # Everything allocated, except by tracemalloc itself and this test's
-        # own bookkeeping.
-        snapshot = tracemalloc.take_snapshot().filter_traces(
-            [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)])
-        return sum(stat.size for stat in snapshot.statistics("filename"))
-
-    steps(5)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        # A few traced steps first: the interpreter keeps freed floats and
-        # tuples on free lists, which tracemalloc would otherwise count once.
-        steps(5)
-        traced_bytes()  # fills the regex cache the trace filters use
-        before = traced_bytes()
-        start, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        steps(1000)
-        _, peak = tracemalloc.get_traced_memory()
-        after = traced_bytes()
-    finally:
-        tracemalloc.stop()
+    retained, peak_rise = step_allocations(batch, steps=1000)
     # A leak of one object per step would retain >= 32 KB over 1000 steps;
     # what may differ is a handful of scalars (the step counter, the last
     # loss) replaced by new objects of the same size.
-    assert after - before < 512, f"{after - before} bytes stayed allocated over 1000 steps"
-    assert peak - start < 8 * 1024, f"peak rose by {peak - start} bytes"
+    assert retained < 512, f"{retained} bytes stayed allocated over 1000 steps"
+    assert peak_rise < 8 * 1024, f"peak rose by {peak_rise} bytes"
 
 
 # -- threads --------------------------------------------------------------------------
