@@ -293,8 +293,10 @@ class MLP:
         Raises
         ------
         FloatingPointError
-            If the loss is not finite (the outputs overflowed); the
-            parameters are left unchanged.
+            If the loss is not finite (the outputs overflowed), or if the
+            update could overflow the dtype (an absurd learning rate for
+            gradients of this size: each layer's update is bounded before
+            any parameter changes); the parameters are left unchanged.
         """
         if type(lr) is not float:
             lr = _validation.check_learning_rate(lr)
