@@ -46,6 +46,11 @@ ctypedef cnp.npy_intp intp_t
 cdef enum:
     EVAL_CHUNK = 1024
 
+# Shuffled epochs prefetch the next batch's rows when the data set is larger
+# than this (about the L2 cache of these machines).
+cdef enum:
+    PREFETCH_MIN_BYTES = 1048576
+
 
 cdef struct Layout:
     int n_layers          # number of weight layers (hidden layers + output)
@@ -112,6 +117,31 @@ cdef check_debug_violations():
 # ---------------------------------------------------------------------------
 # Kernels
 # ---------------------------------------------------------------------------
+
+cdef extern from *:
+    """
+    /* Prefetch the rows a shuffled epoch will gather next.  Kept out of line
+       (noinline) because, inlined, it changed how the compiler laid out the
+       epoch loop and slowed small-data epochs by 12%. */
+    #if defined(__GNUC__) || defined(__clang__)
+    __attribute__((noinline))
+    #endif
+    static void pybackprop_prefetch_rows(const char* X, Py_ssize_t x_row_bytes,
+                                         const char* T, Py_ssize_t t_row_bytes,
+                                         const npy_intp* order, Py_ssize_t count) {
+        Py_ssize_t r;
+        for (r = 0; r < count; r++) {
+    #if defined(__GNUC__) || defined(__clang__)
+            __builtin_prefetch(X + order[r] * x_row_bytes);
+            __builtin_prefetch(T + order[r] * t_row_bytes);
+    #endif
+        }
+    }
+    """
+    void prefetch_rows_of "pybackprop_prefetch_rows"(
+        const char* X, Py_ssize_t x_row_bytes, const char* T, Py_ssize_t t_row_bytes,
+        const intp_t* order, Py_ssize_t count) noexcept nogil
+
 
 cdef inline void copy_values(floating* dst, const floating* src, Py_ssize_t count) noexcept nogil:
     """dst[:count] := src[:count].  A loop, not memcpy: most copies here are a
@@ -1378,10 +1408,21 @@ cdef int epoch_batches(Layout* L, OptConfig* opt, floating* params, floating* gr
     cdef const floating* wb
     cdef double total, loss
     cdef bint refused
+    cdef Py_ssize_t row_bytes = n_in * sizeof(floating) + (
+        n_out * sizeof(floating) if Y != NULL else sizeof(intp_t))
+    cdef bint prefetch_rows = n * row_bytes > PREFETCH_MIN_BYTES
     while start[0] < n and done < max_batches:
         rows = <int> min(<Py_ssize_t> batch_size, n - start[0])
         if order != NULL:
             debug_range(0, rows, L.capacity)
+            if prefetch_rows and start[0] + rows < n:
+                # Ask for the next batch's rows now: shuffled rows are random
+                # reads, a cache miss each once the data set outgrows L2, and
+                # the prefetch overlaps them with this step.
+                prefetch_rows_of(<const char*> X, n_in * sizeof(floating),
+                                 <const char*> Y if Y != NULL else <const char*> labels,
+                                 n_out * sizeof(floating) if Y != NULL else sizeof(intp_t),
+                                 order + start[0] + rows, min(<Py_ssize_t> rows, n - start[0] - rows))
             for r in range(rows):
                 src = order[start[0] + r]
                 debug_range(src, 1, n)
