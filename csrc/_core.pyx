@@ -845,6 +845,14 @@ cdef class Network:
         self.layout.capacity = n
         self.layout.act_size = n * self.act_width
 
+    cdef void _scan_bounds(self) noexcept nogil:
+        """Start the update guard from a fresh scan of the parameters: they may
+        have been written from Python since the last call."""
+        if self.is_double:
+            scan_parameter_bounds(&self.layout, &self.params64[0])
+        else:
+            scan_parameter_bounds(&self.layout, &self.params32[0])
+
     cdef _reserve(self, Py_ssize_t n, bint input_grad):
         """Buffers for a training step on n rows (and dX when input_grad)."""
         self._ensure_capacity(n)
@@ -1071,12 +1079,7 @@ cdef class Network:
             self._reserve(n, input_grad)
             with nogil:
                 if update:
-                    # The parameters may have been written from Python since
-                    # the last call: the update guard starts from a fresh scan.
-                    if self.is_double:
-                        scan_parameter_bounds(&self.layout, &self.params64[0])
-                    else:
-                        scan_parameter_bounds(&self.layout, &self.params32[0])
+                    self._scan_bounds()
                 if self.is_double:
                     result = _step_kernel(
                         &self.layout, &self.params64[0], <double*> x, n,
@@ -1230,10 +1233,7 @@ cdef class Network:
             gl = cnp.PyArray_DATA(<cnp.ndarray> self._gather_labels)
             gw = cnp.PyArray_DATA(<cnp.ndarray> self._gather_w)
             with nogil:
-                if self.is_double:
-                    scan_parameter_bounds(&self.layout, &self.params64[0])
-                else:
-                    scan_parameter_bounds(&self.layout, &self.params32[0])
+                self._scan_bounds()
             while start < n and status == 0:
                 with nogil:
                     if self.is_double:
