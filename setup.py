@@ -1,5 +1,12 @@
 """Build the compiled core: cythonize csrc/ into the extension pybackprop._core.
 
+On x86-64 with GCC or Clang the same source is also compiled for x86-64-v3
+(pybackprop._core_avx2: AVX2, FMA) and x86-64-v4 (pybackprop._core_avx512);
+pybackprop/_dispatch.py imports the best one the CPU runs.  Set
+PYBACKPROP_ISA_VARIANTS=0 to build the baseline module only.  Every module is
+built with -ffp-contract=off (no fused multiply-add contraction), so the
+variants round identically and only their vector width differs.
+
 Compiler directives are set once here for the whole build.  Kernels run with
 bounds checking off; setting PYBACKPROP_DEBUG=1 at build time turns Cython's
 bounds, wraparound and initialisation checks back on, defines the C macro
@@ -9,6 +16,9 @@ an out-of-bounds index in a kernel.  ``pybackprop._core.DEBUG_BUILD`` says
 which build is installed.
 """
 import os
+import platform
+import sys
+import uuid
 
 import numpy
 from Cython.Build import cythonize
@@ -30,16 +40,33 @@ directives = {
 # spurious FP exception flags may be raised); -fno-math-errno lets sqrt be
 # an instruction.  Neither is -ffast-math: IEEE results are unchanged.
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-trapping-math", "-fno-math-errno"]
+compile_args.append("-ffp-contract=off")
+
+# (module suffix, source, extra flags, name the module reports as its ISA)
+variants = [("", "csrc/_core.pyx", [], "baseline")]
+x86_64 = platform.machine().lower() in ("x86_64", "amd64")
+want_variants = os.environ.get("PYBACKPROP_ISA_VARIANTS", "1") not in ("", "0")
+# The debug build checks indexing, which no variant changes: baseline only.
+if x86_64 and want_variants and not DEBUG and sys.platform != "win32":
+    variants += [("_avx2", "csrc/_core_avx2.pyx", ["-march=x86-64-v3"], "avx2"),
+                 ("_avx512", "csrc/_core_avx512.pyx", ["-march=x86-64-v4"], "avx512")]
+
+# The modules of one build carry the same stamp, so pybackprop/_dispatch.py
+# never pairs the baseline with a variant left over from an earlier build.
+build_id = uuid.uuid4().hex
 
 extensions = [
     Extension(
-        "pybackprop._core",
-        sources=["csrc/_core.pyx"],
+        "pybackprop._core" + suffix,
+        sources=[source],
         include_dirs=[numpy.get_include(), "csrc"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-                       ("PYBACKPROP_DEBUG", "1" if DEBUG else "0")],
-        extra_compile_args=compile_args,
+                       ("PYBACKPROP_DEBUG", "1" if DEBUG else "0"),
+                       ("PYBACKPROP_ISA", f'"{isa}"'),
+                       ("PYBACKPROP_BUILD_ID", f'"{build_id}"')],
+        extra_compile_args=compile_args + flags,
     )
+    for suffix, source, flags, isa in variants
 ]
 
 setup(
@@ -50,5 +77,8 @@ setup(
         # Always regenerate the C: a debug and a release build write the same
         # csrc/_core.c, and a stale one would silently give the other build.
         force=True,
-    )
+        nthreads=os.cpu_count() or 1,
+    ),
+    # Compile the variants side by side.
+    options={"build_ext": {"parallel": os.cpu_count() or 1}},
 )

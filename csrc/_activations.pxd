@@ -25,8 +25,10 @@ cdef enum Loss:
 # vectorise, and it dominated sigmoid layers (65k exps per step); these
 # branch-free versions (Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2,
 # then a Taylor polynomial for expm1(r) accurate to the last bit or two)
-# vectorise.  Arguments are clamped: exp underflows to exactly 0 below
-# -708 (float64) / -87 (float32) and they are only called with x <= 0.
+# vectorise.  They are only called with x <= 0.  The power of two 2^k is
+# built as 2^(k + 64) and scaled by 2^-64 at the end, so results down in the
+# subnormal range come out right (rounded once more there, never flushed);
+# below EXP_LOW exp rounds to exactly 0.
 
 cdef union DoubleBits:
     double value
@@ -38,14 +40,14 @@ cdef union FloatBits:
 
 
 cdef inline double expm1_reduced_d(double x, double* scale) noexcept nogil:
-    """expm1(r) for x = k ln2 + r; *scale := 2^k.  -708 <= x <= 709."""
+    """expm1(r) for x = k ln2 + r; *scale := 2^(k + 64).  -746 <= x <= 0."""
     cdef double shifter = 6755399441055744.0          # 1.5 * 2^52: rounds to integer
     cdef DoubleBits t, s
     cdef double k, r, p
     t.value = x * 1.4426950408889634 + shifter
     k = t.value - shifter
     r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
-    s.bits = (t.bits - 0x4338000000000000LL + 1023) << 52
+    s.bits = (t.bits - 0x4338000000000000LL + 1023 + 64) << 52
     scale[0] = s.value
     p = 1.6059043836821613e-10                         # 1/13!
     p = p * r + 2.08767569878680990e-09                # 1/12!
@@ -63,7 +65,7 @@ cdef inline double expm1_reduced_d(double x, double* scale) noexcept nogil:
 
 
 cdef inline float expm1_reduced_f(float x, float* scale) noexcept nogil:
-    """expm1(r) for x = k ln2 + r in float32; *scale := 2^k.  -87 <= x <= 88."""
+    """expm1(r) for x = k ln2 + r in float32; *scale := 2^(k + 64).  -104 <= x <= 0."""
     cdef float shifter = 12582912.0                   # 1.5 * 2^23
     cdef float log2e = 1.44269504088896341, ln2_hi = 0.693359375, ln2_lo = -2.12194440e-4
     cdef float c7 = 1.98412698412698413e-04, c6 = 1.38888888888888889e-03
@@ -74,7 +76,7 @@ cdef inline float expm1_reduced_f(float x, float* scale) noexcept nogil:
     t.value = x * log2e + shifter
     k = t.value - shifter
     r = (x - k * ln2_hi) - k * ln2_lo
-    s.bits = (t.bits - 0x4B400000 + 127) << 23
+    s.bits = (t.bits - 0x4B400000 + 127 + 64) << 23
     scale[0] = s.value
     p = c7
     p = p * r + c6
@@ -85,10 +87,15 @@ cdef inline float expm1_reduced_f(float x, float* scale) noexcept nogil:
     return (p * r + one) * r
 
 
+cdef inline floating exp_low(floating x) noexcept nogil:
+    """Below this, exp(x) rounds to 0 (half the smallest subnormal)."""
+    return -745.1 if floating is double else -103.9
+
+
 cdef inline floating expm1_reduced(floating x, floating* scale) noexcept nogil:
-    """expm1(r) and *scale = 2^k for x = k ln2 + r, x <= 0 clamped to where
-    2^k is a normal number (-708 for float64, -87 for float32)."""
-    cdef floating low = -708.0 if floating is double else -87.0
+    """expm1(r) and *scale = 2^(k + 64) for x = k ln2 + r, x <= 0, with x
+    clamped at exp_low."""
+    cdef floating low = exp_low(x)
     cdef floating clamped = x if x > low else low
     if floating is double:
         return expm1_reduced_d(clamped, scale)
@@ -97,24 +104,28 @@ cdef inline floating expm1_reduced(floating x, floating* scale) noexcept nogil:
 
 
 cdef inline floating exp_nonpositive(floating x) noexcept nogil:
-    """exp(x) for x <= 0, vectorisable; exactly 0 where exp underflows."""
+    """exp(x) for x <= 0, vectorisable; subnormal results kept."""
     cdef floating scale
     cdef floating q = expm1_reduced(x, &scale)
-    cdef floating low = -708.0 if floating is double else -87.0
-    return scale * q + scale if x > low else 0
+    cdef floating unshift = 5.421010862427522e-20      # 2^-64
+    return (scale * q + scale) * unshift if x > exp_low(x) else 0
 
 
 cdef inline floating expm1_nonpositive(floating x) noexcept nogil:
     """expm1(x) for x <= 0, vectorisable, accurate near 0."""
+    cdef floating unshift = 5.421010862427522e-20      # 2^-64
     cdef floating scale
     cdef floating q = expm1_reduced(x, &scale)
+    scale = scale * unshift                            # exact: 2^k, or 0 far below
     return scale * q + (scale - 1)
 
 
 cdef inline floating sigmoid(floating z) noexcept nogil:
     """sigmoid(z) = 1 / (1 + e) for z >= 0, e / (1 + e) for z < 0, with
     e = exp(-|z|) <= 1: branch-free, never overflowing."""
-    cdef floating e = exp_nonpositive(-fabs(z))
+    # The cast keeps float32 in float32: libc's fabs returns a double, which
+    # would select the (4x slower) float64 exp specialisation.
+    cdef floating e = exp_nonpositive(<floating>-fabs(z))
     cdef floating one = 1
     return (one if z >= 0 else e) / (one + e)
 
@@ -122,7 +133,7 @@ cdef inline floating sigmoid(floating z) noexcept nogil:
 cdef inline floating vector_tanh(floating z) noexcept nogil:
     """tanh(z) = -t / (2 + t) with t = expm1(-2|z|), sign of z: accurate to
     a few ulp for every z (no cancellation near 0), branch-free."""
-    cdef floating t = expm1_nonpositive(-2 * fabs(z))
+    cdef floating t = expm1_nonpositive(<floating>(-2 * fabs(z)))
     cdef floating magnitude = -t / (2 + t)
     return magnitude if z >= 0 else -magnitude
 

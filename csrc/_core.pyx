@@ -24,7 +24,8 @@ from cpython.pythread cimport (
 )
 from cpython.exc cimport PyErr_CheckSignals
 from cython cimport floating
-from libc.math cimport exp, log, isfinite, pow, sqrt, fabs
+from libc.math cimport exp, log, isfinite, pow, sqrt, NAN
+from libc.stdint cimport int32_t, int64_t
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.limits cimport INT_MAX
 from libc.stdlib cimport malloc, free
@@ -89,6 +90,57 @@ cdef extern from *:
     void PYBACKPROP_RESET_VIOLATIONS() noexcept nogil
 
 DEBUG_BUILD = bool(PYBACKPROP_DEBUG)
+
+
+# Instruction-set variants.  setup.py compiles this file three times on
+# x86-64: the baseline module pybackprop._core (SSE2, runs everywhere) and
+# pybackprop._core_avx2 / _core_avx512 (-march=x86-64-v3 / -v4), each with
+# PYBACKPROP_ISA naming its target.  pybackprop/_dispatch.py asks the
+# baseline module which ones this CPU (and OS) can run and imports the best.
+# Every variant is built with -ffp-contract=off and without fast-math, so
+# they differ only in vector width: their results are bit-for-bit the same.
+cdef extern from *:
+    """
+    #ifndef PYBACKPROP_ISA
+    #define PYBACKPROP_ISA "baseline"
+    #endif
+    #ifndef PYBACKPROP_BUILD_ID
+    #define PYBACKPROP_BUILD_ID "unknown"
+    #endif
+    static int pybackprop_cpu_runs(int level) {
+    #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+        __builtin_cpu_init();
+        /* x86-64-v3 and -v4 as the psABI defines them; the checks include
+           the OS's support for the wider register state. */
+        int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                 && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+        int v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+                 && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq")
+                 && __builtin_cpu_supports("avx512vl");
+        return level == 3 ? v3 : level == 4 ? v4 : 0;
+    #else
+        return 0;
+    #endif
+    }
+    """
+    const char* PYBACKPROP_ISA
+    const char* PYBACKPROP_BUILD_ID
+    int pybackprop_cpu_runs(int level) noexcept nogil
+
+ISA = PYBACKPROP_ISA.decode("ascii")
+BUILD_ID = PYBACKPROP_BUILD_ID.decode("ascii")
+
+
+def _cpu_runs(str isa):
+    """Whether this CPU and OS run the code of an instruction-set variant:
+    'baseline', 'avx2' (x86-64-v3) or 'avx512' (x86-64-v4)."""
+    if isa == "baseline":
+        return True
+    if isa == "avx2":
+        return bool(pybackprop_cpu_runs(3))
+    if isa == "avx512":
+        return bool(pybackprop_cpu_runs(4))
+    raise ValueError(f"unknown instruction-set variant {isa!r}; expected 'baseline', 'avx2' or 'avx512'")
 
 
 cdef inline void debug_range(Py_ssize_t start, Py_ssize_t count, Py_ssize_t size) noexcept nogil:
@@ -355,47 +407,54 @@ cdef void column_sums(const floating* M, int n, int width, floating* out) noexce
             out[j] += row[j]
 
 
-cdef enum:
-    SCAN_LANES = 16
+cdef inline int64_t largest_magnitude_bits(const floating* x, Py_ssize_t count) noexcept nogil:
+    """The largest bit pattern of |x[i]| over count values, as an integer
+    (0 when count is 0).
+
+    With the sign bit cleared, IEEE values order like their bit patterns read
+    as integers, and every inf/NaN pattern lies above every finite one.  An
+    integer maximum is a reduction the compiler vectorises as it is (a float
+    maximum it may not reorder without fast-math); memcpy is the aliasing-safe
+    way to read the bits and compiles to a plain load."""
+    cdef Py_ssize_t i
+    cdef int32_t bits32, largest32 = 0
+    cdef int64_t bits64, largest64 = 0
+    if floating is float:
+        for i in range(count):
+            memcpy(&bits32, x + i, 4)
+            bits32 = bits32 & 0x7fffffff
+            largest32 = bits32 if bits32 > largest32 else largest32
+        return largest32
+    else:
+        for i in range(count):
+            memcpy(&bits64, x + i, 8)
+            bits64 = bits64 & 0x7fffffffffffffffLL
+            largest64 = bits64 if bits64 > largest64 else largest64
+        return largest64
+
+
+cdef inline bint finite_bits(int64_t magnitude_bits, bint is_float) noexcept nogil:
+    """Whether a sign-cleared bit pattern is below the all-ones exponent."""
+    if is_float:
+        return magnitude_bits < 0x7f800000
+    return magnitude_bits < 0x7ff0000000000000LL
 
 
 cdef inline double max_abs(const floating* x, Py_ssize_t count) noexcept nogil:
-    """max |x[i]|, or NaN when any x[i] is NaN or infinite.
-
-    Written as SCAN_LANES independent lanes so the compiler vectorises it
-    (a single running maximum is a reduction it will not reorder); x - x is
-    0 for finite values and NaN otherwise, which flags NaN that a maximum
-    would skip."""
-    cdef floating largest[SCAN_LANES]
-    cdef floating flags[SCAN_LANES]
-    cdef floating value
-    cdef Py_ssize_t i, k, full = count - count % SCAN_LANES
-    cdef double result = 0, flag = 0
-    if count < SCAN_LANES:
-        # A few values (small layers, one sample): lanes would only cost.
-        for i in range(count):
-            value = fabs(x[i])
-            result = value if value > result else result
-            flag = flag + (x[i] - x[i])
-        return result + flag
-    for k in range(SCAN_LANES):
-        largest[k] = 0
-        flags[k] = 0
-    i = 0
-    while i < full:
-        for k in range(SCAN_LANES):
-            value = fabs(x[i + k])
-            largest[k] = value if value > largest[k] else largest[k]
-            flags[k] = flags[k] + (x[i + k] - x[i + k])
-        i += SCAN_LANES
-    for i in range(full, count):
-        value = fabs(x[i])
-        largest[0] = value if value > largest[0] else largest[0]
-        flags[0] = flags[0] + (x[i] - x[i])
-    for k in range(SCAN_LANES):
-        result = largest[k] if largest[k] > result else result
-        flag = flag + flags[k]
-    return result + flag
+    """max |x[i]| (0 for no values), or NaN when any x[i] is NaN or infinite."""
+    cdef int64_t bits = largest_magnitude_bits(x, count)
+    cdef int32_t bits32
+    cdef float value32
+    cdef double value64
+    if not finite_bits(bits, floating is float):
+        return NAN
+    if floating is float:
+        bits32 = <int32_t> bits
+        memcpy(&value32, &bits32, 4)
+        value64 = value32
+    else:
+        memcpy(&value64, &bits, 8)
+    return value64
 
 
 cdef void scan_parameter_bounds(Layout* L, const floating* params) noexcept nogil:
@@ -650,12 +709,23 @@ cdef void output_backward(int code, floating* A, const floating* dA, int n, int 
         memcpy(dZ, dA, <Py_ssize_t> n * n_out * sizeof(floating))
 
 
+cdef enum:
+    FINITE_CHECK_BLOCK = 1024
+
+
 cdef Py_ssize_t first_nonfinite(const floating* values, Py_ssize_t count) noexcept nogil:
-    """Index of the first NaN or inf in values, or -1."""
-    cdef Py_ssize_t i
-    for i in range(count):
-        if not isfinite(values[i]):
-            return i
+    """Index of the first NaN or inf in values, or -1.
+
+    Blocks are checked with the vectorised bit-pattern maximum; only a block
+    that holds a non-finite value is searched element by element."""
+    cdef Py_ssize_t start = 0, i, size
+    while start < count:
+        size = min(<Py_ssize_t> FINITE_CHECK_BLOCK, count - start)
+        if not finite_bits(largest_magnitude_bits(values + start, size), floating is float):
+            for i in range(start, start + size):
+                if not isfinite(values[i]):
+                    return i
+        start += size
     return -1
 
 

@@ -15,8 +15,6 @@ import os
 
 import scipy
 
-from . import _core
-
 
 def scipy_openblas_path():
     """Path of the OpenBLAS library inside SciPy's wheel, or None."""
@@ -25,18 +23,29 @@ def scipy_openblas_path():
     return candidates[0] if candidates else None
 
 
-def install_thread_hook():
-    """Hand openblas_set_num_threads_local to the core; return whether it was found."""
+def _find_thread_function():
+    """Address of openblas_set_num_threads_local in SciPy's OpenBLAS, or None."""
     path = scipy_openblas_path()
     if path is None:
-        return False
+        return None
     try:
         library = ctypes.CDLL(path)
         function = library.openblas_set_num_threads_local
     except (OSError, AttributeError):
+        return None
+    return ctypes.cast(function, ctypes.c_void_p).value
+
+
+_THREAD_FUNCTION = _find_thread_function()
+
+#: Whether the thread hook was found (every compiled core gets it).
+THREAD_HOOK = _THREAD_FUNCTION is not None
+
+
+def install_thread_hook(core):
+    """Hand openblas_set_num_threads_local to one compiled core module (each
+    variant keeps its own pointer); return whether it was found."""
+    if _THREAD_FUNCTION is None:
         return False
-    _core._set_blas_threads_hook(ctypes.cast(function, ctypes.c_void_p).value)
+    core._set_blas_threads_hook(_THREAD_FUNCTION)
     return True
-
-
-THREAD_HOOK = install_thread_hook()

@@ -84,6 +84,14 @@ class CommandError(ValueError):
 # status and the textbook example
 
 
+def compiled_core_name():
+    """'pybackprop._core_avx512 (x86-64-v4)' and so on: the variant in use."""
+    from ._dispatch import core
+
+    levels = {"baseline": "x86-64 baseline", "avx2": "x86-64-v3", "avx512": "x86-64-v4"}
+    return f"{core.__name__} ({levels.get(core.ISA, core.ISA)})"
+
+
 def core_status():
     """Lines describing the compiled core: version, dtypes, BLAS."""
     import scipy
@@ -92,7 +100,7 @@ def core_status():
     blas_name = f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
     return [
         f"pybackprop {__version__} (NumPy {np.__version__}, SciPy {scipy.__version__})",
-        "compiled core: pybackprop._core, float32 and float64 kernels",
+        f"compiled core: {compiled_core_name()}, float32 and float64 kernels",
         f"matrix products: scipy.linalg.cython_blas ({blas_name}); small layers: compiled loops",
     ]
 

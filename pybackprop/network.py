@@ -2,8 +2,10 @@
 
 import numpy as np
 
-from . import _blasinfo, _validation  # noqa: F401  (_blasinfo installs the BLAS thread hook)
-from ._core import Network
+from . import _validation
+from ._dispatch import core as _compiled
+
+Network = _compiled.Network
 
 
 class ParameterList(list):

@@ -2,7 +2,9 @@
 
 import ctypes
 
-from pybackprop import _blasinfo, _core
+from pybackprop import _blasinfo, _dispatch
+
+_core = _dispatch.core
 
 
 def test_the_hook_is_installed_when_scipy_ships_openblas():
@@ -11,7 +13,8 @@ def test_the_hook_is_installed_when_scipy_ships_openblas():
     if path is not None:
         has_function = hasattr(ctypes.CDLL(path), "openblas_set_num_threads_local")
     assert _blasinfo.THREAD_HOOK == has_function
-    assert _core._blas_threads_hook_installed() == has_function
+    for isa in _dispatch.available():
+        assert _dispatch.load(isa)._blas_threads_hook_installed() == has_function
 
 
 def test_the_hook_restores_the_global_thread_setting():

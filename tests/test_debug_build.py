@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pybackprop
-from pybackprop import _core
+from pybackprop._dispatch import core as _core
 
 EXPECT_DEBUG = os.environ.get("PYBACKPROP_EXPECT_DEBUG", "") not in ("", "0")
 

@@ -1,0 +1,3 @@
+# The avx512 variant of the compiled core: csrc/_core.pyx compiled for
+# x86-64-v4 (see setup.py and pybackprop/_dispatch.py).
+include "_core.pyx"
