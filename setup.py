@@ -23,6 +23,16 @@ import uuid
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class ParallelBuildExt(build_ext):
+    """Compile the extension modules (the ISA variants) side by side."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
 
 DEBUG = os.environ.get("PYBACKPROP_DEBUG", "") not in ("", "0")
 
@@ -79,6 +89,5 @@ setup(
         force=True,
         nthreads=os.cpu_count() or 1,
     ),
-    # Compile the variants side by side.
-    options={"build_ext": {"parallel": os.cpu_count() or 1}},
+    cmdclass={"build_ext": ParallelBuildExt},
 )
