@@ -7,6 +7,9 @@ from ._dispatch import core as _compiled
 
 Network = _compiled.Network
 
+# Initial weights are drawn in float64 blocks of at most this many values.
+_INIT_CHUNK_VALUES = 8192
+
 
 class ParameterList(list):
     """A list of live parameter arrays (views of the network's parameters).
@@ -133,7 +136,13 @@ class MLP:
         for W, b, act in zip(self._weight_views, self._bias_views, layer_acts):
             n_out, n_in = W.shape
             limit = np.sqrt(6.0 / n_in) if act == "relu" else np.sqrt(6.0 / (n_in + n_out))
-            W[...] = rng.uniform(-limit, limit, size=W.shape)
+            # Drawn a few rows at a time: the same stream of values as one
+            # draw of the whole matrix, without a float64 copy of the largest
+            # layer (which doubled a float32 network's peak memory).
+            rows = max(1, _INIT_CHUNK_VALUES // n_in)
+            for start in range(0, n_out, rows):
+                W[start:start + rows] = rng.uniform(-limit, limit,
+                                                    size=(min(rows, n_out - start), n_in))
             b[...] = 0.0
 
     # -- description --------------------------------------------------------

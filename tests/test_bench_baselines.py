@@ -309,3 +309,28 @@ def test_runner_gradient_check_before_timing(name):
 
     worst = check_gradients(get_config(name))
     assert 0.0 <= worst <= RTOL
+
+
+@needs_core
+@pytest.mark.parametrize("name", ["tiny", "mnist", "deep", "sigmoid_mid"])
+def test_peak_memory_of_a_training_run_is_at_most_numpys(name):
+    """tracemalloc's peak while building from the starting weights and
+    running 3 steps (the issue's memory target; deterministic, unlike time)."""
+    from pybackprop.bench.configs import make_batch
+    from pybackprop.bench.runner import get_config, measure_memory
+
+    cfg = get_config(name)
+    X, y = make_batch(cfg)
+    peaks = measure_memory(cfg, X, y, ["pybackprop", "numpy", "torch"])
+    assert np.isnan(peaks["torch"])  # outside tracemalloc's view, reported as such
+    itemsize = np.dtype(cfg.dtype).itemsize
+    n_params = sum(o * i + o for i, o in zip(cfg.layer_sizes[:-1], cfg.layer_sizes[1:]))
+    # Both hold at least their parameters; neither holds a float64 copy of them.
+    for impl in ("pybackprop", "numpy"):
+        assert n_params * itemsize <= peaks[impl]
+    if name == "tiny":
+        # Seven parameters: what is left is the objects' fixed headers (the
+        # compiled core's buffers and memoryviews), about 1.4 KiB more.
+        assert peaks["pybackprop"] <= peaks["numpy"] + 2048
+    else:
+        assert peaks["pybackprop"] <= peaks["numpy"]

@@ -18,6 +18,12 @@ Method
 - A timed block runs enough steps to last ``block_time`` seconds; each turn
   times ``blocks`` blocks; the reported figure is the median of all block
   means (per step), with the interquartile range as a spread.
+- Memory: before the timing, each implementation is built from the starting
+  weights and runs a few steps under tracemalloc (the batch and the weights
+  already exist); the peak of what it allocates (parameters, buffers,
+  temporaries) is the "peak KiB" column. NumPy, scikit-learn and
+  pybackprop allocate through NumPy, which tracemalloc sees; PyTorch's
+  allocator is invisible to it, so its cell is empty.
 - GFLOP/s counts only the matrix products of the step (see
   :func:`pybackprop.bench.configs.step_flops`); the peak is a large
   ``np.matmul`` in the configuration's dtype, measured in the same run
@@ -30,6 +36,7 @@ import os
 import platform
 import sys
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +68,7 @@ class Result:
     skipped: bool = False
     samples: int = 0  # epoch rows: samples per epoch
     rounds: list = field(default_factory=list)
+    peak_bytes: float = float("nan")  # tracemalloc peak while building and stepping
 
 
 # ---------------------------------------------------------------------------
@@ -91,16 +99,20 @@ def _library_net(cfg, weights, biases):
     return net
 
 
-def make_step_impls(cfg, X, y, impls=IMPLEMENTATIONS):
+def make_step_impls(cfg, X, y, impls=IMPLEMENTATIONS, params=None):
     """Build the requested implementations for a configuration.
+
+    ``params`` is ``(weights, biases)`` to start from (default: the
+    configuration's seed-0 initialisation).
 
     Returns
     -------
     ready : list of _Impl
     skipped : dict name -> reason
     """
-    weights, biases = init_params(cfg.layer_sizes, cfg.activation, cfg.output, cfg.dtype,
-                                  seed=0)
+    if params is None:
+        params = init_params(cfg.layer_sizes, cfg.activation, cfg.output, cfg.dtype, seed=0)
+    weights, biases = params
     args = (cfg.layer_sizes, cfg.activation, cfg.output, cfg.loss, cfg.dtype)
     ready, skipped = [], {}
     for name in impls:
@@ -180,6 +192,36 @@ def _quartiles(values):
     return float(med), float(q1), float(q3)
 
 
+def measure_memory(cfg, X, y, impls, steps=3):
+    """Peak bytes each implementation allocates (tracemalloc) while it is built
+    from the starting weights and runs ``steps`` training steps on (X, y).
+
+    The batch and the starting weights are allocated before tracing starts.
+    Returns a dict name -> bytes (NaN for PyTorch, whose allocator
+    tracemalloc does not see, and for implementations that are skipped).
+    """
+    params = init_params(cfg.layer_sizes, cfg.activation, cfg.output, cfg.dtype, seed=0)
+    peaks = {}
+    for name in impls:
+        peaks[name] = float("nan")
+        if name == "torch":
+            continue
+        gc.collect()
+        tracemalloc.start()
+        try:
+            ready, _ = make_step_impls(cfg, X, y, [name], params=params)
+            for impl in ready:
+                for _ in range(steps):
+                    impl.step(impl.batch, cfg.lr)
+                peaks[name] = float(tracemalloc.get_traced_memory()[1])
+            del ready
+        except Exception:  # the timing reports a failing implementation
+            pass
+        finally:
+            tracemalloc.stop()
+    return peaks
+
+
 def time_step_config(cfg, impls, passes, blocks, block_time, warmup_time, settle):
     """Timing of one step configuration; returns a list of Result.
 
@@ -189,12 +231,14 @@ def time_step_config(cfg, impls, passes, blocks, block_time, warmup_time, settle
     implementations, so slow drift of a shared machine hits all alike.
     """
     X, y = make_batch(cfg)
+    memory = measure_memory(cfg, X, y, impls)
     ready, skipped = make_step_impls(cfg, X, y, impls)
     flops = step_flops(cfg.layer_sizes, cfg.batch)
     results = {}
     steps = {}
     for impl in ready:
-        res = Result(cfg.name, impl.name, flops=flops, dtype=cfg.dtype, note=impl.note)
+        res = Result(cfg.name, impl.name, flops=flops, dtype=cfg.dtype, note=impl.note,
+                     peak_bytes=memory.get(impl.name, float("nan")))
         try:
             res.first_loss = float(impl.step(impl.batch, cfg.lr))
             time.sleep(settle)
@@ -474,12 +518,13 @@ def format_table(results, peaks, markdown=True):
     """The result table as a string (markdown, or aligned plain text)."""
     baseline = {r.config: r.median for r in results if r.impl == BASELINE and not r.skipped}
     header = ["configuration", "implementation", "median µs/step", "IQR %",
-              "× vs NumPy", "GFLOP/s", "% of peak", "notes"]
+              "× vs NumPy", "GFLOP/s", "% of peak", "peak KiB", "notes"]
     rows = []
     for r in results:
         if r.skipped:
-            rows.append([r.config, r.impl, "-", "", "", "", "", r.note])
+            rows.append([r.config, r.impl, "-", "", "", "", "", "", r.note])
             continue
+        memory = f"{r.peak_bytes / 1024:,.0f}" if np.isfinite(r.peak_bytes) else ""
         spread = 100.0 * (r.q3 - r.q1) / r.median if r.median > 0 else float("nan")
         base = baseline.get(r.config)
         ratio = f"{base / r.median:.2f}" if base and r.median > 0 else ""
@@ -494,17 +539,19 @@ def format_table(results, peaks, markdown=True):
             p = peaks.get(r.dtype)
             peak = f"{100.0 * rate / p:.1f}" if p else ""
             note = r.note
-        rows.append([r.config, r.impl, time_col, f"{spread:.0f}", ratio, gflops, peak, note])
+        rows.append([r.config, r.impl, time_col, f"{spread:.0f}", ratio, gflops, peak, memory,
+                     note])
+    text_columns = (0, 1, len(header) - 1)
     if markdown:
         lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join("---" if i in (0, 1, 7) else "---:"
+                 "|" + "|".join("---" if i in text_columns else "---:"
                                 for i in range(len(header))) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
               for i, h in enumerate(header)]
     widths[-1] = 0
-    fmt = lambda row: "  ".join(c.ljust(w) if i in (0, 1, 7) else c.rjust(w)  # noqa: E731
+    fmt = lambda row: "  ".join(c.ljust(w) if i in text_columns else c.rjust(w)  # noqa: E731
                                 for i, (c, w) in enumerate(zip(row, widths))).rstrip()
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
@@ -634,6 +681,9 @@ def run(quick=False, configs=None, impls=IMPLEMENTATIONS, threads=None, passes=N
              "IQR % = interquartile range / median; "
              "× vs NumPy = strong-NumPy time / this time (> 1 is faster); GFLOP/s counts "
              "matrix products only.",
+             "peak KiB: the most memory (tracemalloc) an implementation had allocated "
+             "while being built from the starting weights and running 3 steps, the batch "
+             "excluded; PyTorch allocates outside tracemalloc's view (empty cell).",
              "Losses: every implementation uses pybackprop's loss (mean over samples, "
              "0.5 in squared error) except where the notes say otherwise."]
     if "torch" in sys.modules:
