@@ -15,6 +15,7 @@ against its buffer (see csrc/_core.pyx), and drops -O3, so a test run catches
 an out-of-bounds index in a kernel.  ``pybackprop._core.DEBUG_BUILD`` says
 which build is installed.
 """
+import glob
 import os
 import platform
 import sys
@@ -27,12 +28,25 @@ from setuptools.command.build_ext import build_ext
 
 
 class ParallelBuildExt(build_ext):
-    """Compile the extension modules (the ISA variants) side by side."""
+    """Compile the extension modules (the ISA variants) side by side, and
+    keep modules of an earlier build out of this one."""
 
     def finalize_options(self):
         super().finalize_options()
         if not self.parallel:
             self.parallel = os.cpu_count() or 1
+
+    def run(self):
+        # A build directory reused from a build with more variants (a release
+        # build, then a debug build) still holds their modules, and the wheel
+        # would ship them.
+        built = {os.path.normpath(self.get_ext_filename(ext.name)) for ext in self.extensions}
+        stale = glob.glob(os.path.join(self.build_lib, "pybackprop", "_core*"))
+        for path in stale:
+            relative = os.path.normpath(os.path.relpath(path, self.build_lib))
+            if relative.endswith((".so", ".pyd")) and relative not in built:
+                os.remove(path)
+        super().run()
 
 DEBUG = os.environ.get("PYBACKPROP_DEBUG", "") not in ("", "0")
 

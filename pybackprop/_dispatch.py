@@ -59,7 +59,7 @@ def _choose():
     if forced:
         try:
             return load(forced)
-        except (ValueError, RuntimeError) as error:
+        except (ValueError, RuntimeError, ImportError) as error:
             raise ImportError(f"PYBACKPROP_ISA={forced}: {error}") from None
     for isa in VARIANTS:
         try:

@@ -444,6 +444,10 @@ def machine_info():
                              + "/" + os.path.basename(pool.get("filepath", ""))))
     if os.environ.get("OPENBLAS_CORETYPE"):
         lines.append(f"note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} is set")
+    if _library_available() is not None:
+        from ..cli import compiled_core_name
+
+        lines.append(f"pybackprop compiled core: {compiled_core_name()}")
     return lines
 
 
