@@ -342,7 +342,7 @@ class MLP:
             grad_output = grad_output.reshape(n, self.n_out)
         if grad_output.shape != (n, self.n_out):
             raise ValueError(f"grad_output must have shape ({n}, {self.n_out}); got {grad_output.shape}")
-        grad_output = np.ascontiguousarray(grad_output, dtype=self.dtype)
+        grad_output = _validation.kernel_ready(grad_output, self.dtype, "grad_output")
         dX = self._core.backward_output(X, grad_output, input_grad)
         grad_weights, grad_biases = self._grad_weight_views, self._grad_bias_views
         if copy:
