@@ -43,24 +43,26 @@ cdef inline double expm1_reduced_d(double x, double* scale) noexcept nogil:
     """expm1(r) for x = k ln2 + r; *scale := 2^(k + 64).  -746 <= x <= 0."""
     cdef double shifter = 6755399441055744.0          # 1.5 * 2^52: rounds to integer
     cdef DoubleBits t, s
-    cdef double k, r, p
+    cdef double k, r, p, r2, r4, r8
     t.value = x * 1.4426950408889634 + shifter
     k = t.value - shifter
     r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
     s.bits = (t.bits - 0x4338000000000000LL + 1023 + 64) << 52
     scale[0] = s.value
-    p = 1.6059043836821613e-10                         # 1/13!
-    p = p * r + 2.08767569878680990e-09                # 1/12!
-    p = p * r + 2.50521083854417188e-08
-    p = p * r + 2.75573192239858907e-07
-    p = p * r + 2.75573192239858907e-06
-    p = p * r + 2.48015873015873016e-05
-    p = p * r + 1.98412698412698413e-04
-    p = p * r + 1.38888888888888889e-03
-    p = p * r + 8.33333333333333333e-03
-    p = p * r + 4.16666666666666667e-02
-    p = p * r + 1.66666666666666667e-01
-    p = p * r + 0.5
+    # The polynomial 1/2! + r/3! + ... + r^11/13! by Estrin's scheme: eight
+    # dependent operations instead of Horner's twenty-four, which matters
+    # when one sample's sigmoid is all there is to compute (per-sample
+    # training is bound by this latency).  Written out, so every build
+    # evaluates it in the same order and rounds the same.
+    r2 = r * r
+    r4 = r2 * r2
+    r8 = r4 * r4
+    p = (((0.5 + r * 1.66666666666666667e-01)
+          + r2 * (4.16666666666666667e-02 + r * 8.33333333333333333e-03))
+         + r4 * ((1.38888888888888889e-03 + r * 1.98412698412698413e-04)
+                 + r2 * (2.48015873015873016e-05 + r * 2.75573192239858907e-06))
+         + r8 * ((2.75573192239858907e-07 + r * 2.50521083854417188e-08)
+                 + r2 * (2.08767569878680990e-09 + r * 1.6059043836821613e-10)))
     return (p * r + 1.0) * r
 
 
@@ -72,18 +74,14 @@ cdef inline float expm1_reduced_f(float x, float* scale) noexcept nogil:
     cdef float c5 = 8.33333333333333333e-03, c4 = 4.16666666666666667e-02
     cdef float c3 = 1.66666666666666667e-01, c2 = 0.5, one = 1.0
     cdef FloatBits t, s
-    cdef float k, r, p
+    cdef float k, r, p, r2
     t.value = x * log2e + shifter
     k = t.value - shifter
     r = (x - k * ln2_hi) - k * ln2_lo
     s.bits = (t.bits - 0x4B400000 + 127 + 64) << 23
     scale[0] = s.value
-    p = c7
-    p = p * r + c6
-    p = p * r + c5
-    p = p * r + c4
-    p = p * r + c3
-    p = p * r + c2
+    r2 = r * r
+    p = ((c2 + r * c3) + r2 * (c4 + r * c5)) + (r2 * r2) * (c6 + r * c7)   # Estrin
     return (p * r + one) * r
 
 
