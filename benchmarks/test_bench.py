@@ -75,7 +75,7 @@ EPOCH_IMPLS = ("pybackprop.fit", "pybackprop", "numpy", "numpy_naive", "torch")
 @pytest.mark.parametrize("cfg", EPOCH_CONFIGS, ids=[c.name for c in EPOCH_CONFIGS])
 def test_epoch_per_sample(benchmark, cfg, impl_name):
     """One epoch of per-sample SGD (batch size 1); time is per epoch."""
-    from pybackprop.bench.runner import _fit_epoch, _library_available
+    from pybackprop.bench.runner import _fit_epoch_call, _library_available
     from pybackprop.bench.numpy_mlp import NaiveNumpyMLP
 
     X, y = make_epoch_data(cfg, quick=not FULL)
@@ -92,8 +92,7 @@ def test_epoch_per_sample(benchmark, cfg, impl_name):
             pytest.skip("fit not available")
         net = _library_net(cfg, weights, biases)
     if impl_name == "pybackprop.fit":
-        def epoch():
-            _fit_epoch(net, X, y, cfg.lr)
+        epoch = _fit_epoch_call(net, X, y, cfg.lr)
     elif impl_name == "torch":
         pytest.importorskip("torch", reason="PyTorch not installed (optional)")
         from pybackprop.bench.torch_mlp import TorchMLP

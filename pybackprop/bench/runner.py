@@ -269,8 +269,10 @@ def time_step_config(cfg, impls, passes, blocks, block_time, warmup_time, settle
     return out
 
 
-def _fit_epoch(net, X, y, lr):
-    """Call net.fit for one epoch at batch size 1, adapting to its signature."""
+def _fit_epoch_call(net, X, y, lr):
+    """A function that calls net.fit for one epoch at batch size 1, with the
+    keywords its signature takes (inspected once: inspect.signature costs
+    far more than a short epoch and must stay out of the timing)."""
     import inspect
 
     params = inspect.signature(net.fit).parameters
@@ -282,11 +284,15 @@ def _fit_epoch(net, X, y, lr):
             if name in params:
                 kwargs[name] = value
                 break
-    net.fit(X, y, **kwargs)
+    return lambda: net.fit(X, y, **kwargs)
 
 
-def time_epoch_config(cfg, impls, rounds, quick, settle=0.0):
-    """Per-sample SGD over a whole epoch: net.fit, and train_step loops."""
+def time_epoch_config(cfg, impls, rounds, quick, settle=0.0, block_time=0.05):
+    """Per-sample SGD over a whole epoch: net.fit, and train_step loops.
+
+    Each round, after the settle, one untimed epoch wakes the core (the first
+    few hundred microseconds after a sleep ran 2.5x slower on these VMs),
+    then enough epochs to last about block_time are timed together."""
     X, y = make_epoch_data(cfg, quick=quick)
     n = len(X)
     weights, biases = init_params(cfg.layer_sizes, cfg.activation, cfg.output, cfg.dtype,
@@ -310,8 +316,7 @@ def time_epoch_config(cfg, impls, rounds, quick, settle=0.0):
         else:
             if hasattr(MLP, "fit"):
                 net_fit = _library_net(cfg, weights, biases)
-                runners.append(("pybackprop.fit",
-                                lambda net=net_fit: _fit_epoch(net, X, y, cfg.lr),
+                runners.append(("pybackprop.fit", _fit_epoch_call(net_fit, X, y, cfg.lr),
                                 "MLP.fit, batch_size=1, 1 epoch"))
             else:
                 out.append(Result(cfg.name, "pybackprop.fit", note="fit not available",
@@ -343,10 +348,14 @@ def time_epoch_config(cfg, impls, rounds, quick, settle=0.0):
                                "validation overhead)"))
 
     results = {}
+    repeats = {}
     for name, epoch, note in runners:
         res = results[name] = Result(cfg.name, name, dtype=cfg.dtype, note=note, samples=n)
         try:
             epoch()  # warm-up epoch (and a crash check)
+            t0 = time.perf_counter()
+            epoch()
+            repeats[name] = max(1, int(block_time / max(time.perf_counter() - t0, 1e-9)))
         except Exception as exc:
             res.skipped, res.note = True, f"FAILED: {type(exc).__name__}: {exc}"
     for _ in range(rounds):
@@ -355,9 +364,11 @@ def time_epoch_config(cfg, impls, rounds, quick, settle=0.0):
             if res.skipped:
                 continue
             time.sleep(settle)
-            t0 = time.perf_counter()
             epoch()
-            res.rounds.append((time.perf_counter() - t0) / n)
+            t0 = time.perf_counter()
+            for _ in range(repeats[name]):
+                epoch()
+            res.rounds.append((time.perf_counter() - t0) / (n * repeats[name]))
     for name, _epoch, _note in runners:
         res = results[name]
         if res.rounds:
@@ -664,7 +675,8 @@ def run(quick=False, configs=None, impls=IMPLEMENTATIONS, threads=None, passes=N
                 results += time_step_config(cfg, impls, passes, blocks, block_time,
                                             warmup_time, settle)
             else:
-                results += time_epoch_config(cfg, impls, 3 if quick else 5, quick, settle)
+                results += time_epoch_config(cfg, impls, 3 if quick else 5, quick, settle,
+                                             block_time=block_time)
         for dt in dtypes:  # again at the end: the peak is the best seen
             peaks[dt] = max(peaks[dt], measure_peak(dt, repeats=3 if quick else 5))
     elapsed = time.perf_counter() - t_start
