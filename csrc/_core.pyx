@@ -440,6 +440,20 @@ cdef inline bint finite_bits(int64_t magnitude_bits, bint is_float) noexcept nog
     return magnitude_bits < 0x7ff0000000000000LL
 
 
+cdef inline int nonfinite(floating x) noexcept nogil:
+    """1 when x is NaN or infinite, else 0, from its exponent bits: a test
+    the compiler vectorises inside a loop (isfinite in a condition, with
+    the branch it brings, kept the optimizer's check passes scalar)."""
+    cdef int32_t bits32
+    cdef int64_t bits64
+    if floating is float:
+        memcpy(&bits32, &x, 4)
+        return (bits32 & 0x7f800000) == 0x7f800000
+    else:
+        memcpy(&bits64, &x, 8)
+        return (bits64 & 0x7ff0000000000000LL) == 0x7ff0000000000000LL
+
+
 cdef inline double max_abs(const floating* x, Py_ssize_t count) noexcept nogil:
     """max |x[i]| (0 for no values), or NaN when any x[i] is NaN or infinite."""
     cdef int64_t bits = largest_magnitude_bits(x, count)
@@ -572,6 +586,7 @@ cdef struct OptConfig:
     double lr, momentum, dampening, weight_decay, beta1, beta2, eps
     bint nesterov, decoupled
     long long step        # updates applied so far
+    void* update          # Adam: n_params values of scratch (see adam_segment)
 
 
 cdef bint sgd_segment(const OptConfig* opt, floating* p, const floating* g,
@@ -587,66 +602,83 @@ cdef bint sgd_segment(const OptConfig* opt, floating* p, const floating* g,
     cdef floating gi, v_new, p_new
     cdef floating lr = <floating> opt.lr, wd = <floating> weight_decay
     cdef floating mu = <floating> opt.momentum, damp = <floating> (1 - opt.dampening)
-    cdef bint finite = True
+    cdef int bad = 0
+    # Loop-invariant settings in locals: read through opt, the compiler must
+    # assume a store to p may change them.  Within a loop they only select
+    # between values (vector blends); only momentum, which decides whether
+    # velocity exists, splits the loop.
+    cdef bint decay = weight_decay != 0, first = opt.step == 1, nesterov = opt.nesterov
+    if opt.momentum == 0:
+        for i in range(count):
+            gi = g[i] + wd * p[i] if decay else g[i]
+            p_new = p[i] - lr * gi
+            if write:
+                p[i] = p_new
+            else:
+                bad |= nonfinite(p_new)
+        return not bad
     for i in range(count):
-        gi = g[i] + wd * p[i] if weight_decay != 0 else g[i]
-        v_new = 0
-        if opt.momentum != 0:
-            if opt.step == 1:
-                v_new = gi
-            else:
-                v_new = mu * velocity[i] + damp * gi
-            if opt.nesterov:
-                gi = gi + mu * v_new
-            else:
-                gi = v_new
-        p_new = p[i] - lr * gi
+        gi = g[i] + wd * p[i] if decay else g[i]
+        v_new = gi if first else mu * velocity[i] + damp * gi
+        p_new = p[i] - lr * (gi + mu * v_new if nesterov else v_new)
         if write:
-            if opt.momentum != 0:
-                velocity[i] = v_new
+            velocity[i] = v_new
             p[i] = p_new
-        elif not (isfinite(p_new) and isfinite(v_new)):
-            finite = False
-    return finite
+        else:
+            bad |= nonfinite(p_new) | nonfinite(v_new)
+    return not bad
 
 
 cdef bint adam_segment(const OptConfig* opt, floating* p, const floating* g,
-                       floating* m, floating* v, Py_ssize_t count, double weight_decay,
-                       bint write) noexcept nogil:
+                       floating* m, floating* v, floating* update, Py_ssize_t count,
+                       double weight_decay, bint write) noexcept nogil:
     """PyTorch's Adam/AdamW on one contiguous segment, step t = opt.step:
     AdamW: p := p (1 - lr wd); Adam: g' = g + wd p.
     m := b1 m + (1 - b1) g'; v := b2 v + (1 - b2) g'^2;
     p := p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 
-    With write False nothing is stored: returns whether every new value
-    would be finite."""
+    With write False only update (scratch) is stored, the step subtracted
+    from p: returns whether every new value would be finite.  The write pass
+    then takes the step from update instead of recomputing its square root
+    and two divisions, which were most of an update's cost."""
     cdef Py_ssize_t i
-    cdef floating gi, p_i, m_new, v_new, p_new
+    cdef floating gi, p_i, m_new, v_new, p_new, step
     cdef floating b1 = <floating> opt.beta1, b2 = <floating> opt.beta2
     cdef floating one_b1 = <floating> (1 - opt.beta1), one_b2 = <floating> (1 - opt.beta2)
     cdef floating step_size = <floating> (opt.lr / (1 - pow(opt.beta1, <double> opt.step)))
     cdef floating bc2_sqrt = <floating> sqrt(1 - pow(opt.beta2, <double> opt.step))
     cdef floating eps = <floating> opt.eps, wd = <floating> weight_decay
     cdef floating shrink = <floating> (1 - opt.lr * weight_decay)
-    cdef bint finite = True
+    cdef int bad = 0
+    cdef bint decay = weight_decay != 0, decoupled = opt.decoupled
+    if write:
+        for i in range(count):
+            gi = g[i]
+            p_i = p[i]
+            if decay:
+                if decoupled:
+                    p_i = p_i * shrink
+                else:
+                    gi = gi + wd * p_i
+            m[i] = b1 * m[i] + one_b1 * gi
+            v[i] = b2 * v[i] + one_b2 * gi * gi
+            p[i] = p_i - update[i]
+        return True
     for i in range(count):
         gi = g[i]
         p_i = p[i]
-        if weight_decay != 0:
-            if opt.decoupled:
+        if decay:
+            if decoupled:
                 p_i = p_i * shrink
             else:
                 gi = gi + wd * p_i
         m_new = b1 * m[i] + one_b1 * gi
         v_new = b2 * v[i] + one_b2 * gi * gi
-        p_new = p_i - step_size * (m_new / (sqrt(v_new) / bc2_sqrt + eps))
-        if write:
-            m[i] = m_new
-            v[i] = v_new
-            p[i] = p_new
-        elif not (isfinite(p_new) and isfinite(m_new) and isfinite(v_new)):
-            finite = False
-    return finite
+        step = step_size * (m_new / (sqrt(v_new) / bc2_sqrt + eps))
+        update[i] = step
+        p_new = p_i - step
+        bad |= nonfinite(p_new) | nonfinite(m_new) | nonfinite(v_new)
+    return not bad
 
 
 cdef bint optimizer_update(const Layout* L, OptConfig* opt, floating* params,
@@ -669,10 +701,12 @@ cdef bint optimizer_update(const Layout* L, OptConfig* opt, floating* params,
             b_count = L.sizes[i + 1]
             if opt.kind == ADAM:
                 finite &= adam_segment(opt, params + L.w_off[i], grads + L.w_off[i],
-                                       state1 + L.w_off[i], state2 + L.w_off[i], w_count,
+                                       state1 + L.w_off[i], state2 + L.w_off[i],
+                                       <floating*> opt.update + L.w_off[i], w_count,
                                        opt.weight_decay, write)
                 finite &= adam_segment(opt, params + L.b_off[i], grads + L.b_off[i],
-                                       state1 + L.b_off[i], state2 + L.b_off[i], b_count,
+                                       state1 + L.b_off[i], state2 + L.b_off[i],
+                                       <floating*> opt.update + L.b_off[i], b_count,
                                        0, write)
             else:
                 finite &= sgd_segment(opt, params + L.w_off[i], grads + L.w_off[i],
@@ -794,6 +828,7 @@ cdef class Network:
     cdef double[::1] params64, grads64, acts64, deltas64, dx64, scratch64
     cdef Py_ssize_t act_width, dx_capacity, gather_capacity
     cdef object _gather_x, _gather_y, _gather_labels, _gather_w
+    cdef object _update_array
     cdef PyThread_type_lock lock
     cdef object __weakref__
 
@@ -1217,12 +1252,17 @@ cdef class Network:
         self._state_pointers(&opt, state1, state2, &s1, &s2)
         with nogil:
             PyThread_acquire_lock(self.lock, WAIT_LOCK)
-            if self.is_double:
-                finite = optimizer_update(&self.layout, &opt, &self.params64[0], &self.grads64[0],
-                                          <double*> s1, <double*> s2)
-            else:
-                finite = optimizer_update(&self.layout, &opt, &self.params32[0], &self.grads32[0],
-                                          <float*> s1, <float*> s2)
+        try:
+            if opt.kind == ADAM:
+                opt.update = self._update_buffer()
+            with nogil:
+                if self.is_double:
+                    finite = optimizer_update(&self.layout, &opt, &self.params64[0],
+                                              &self.grads64[0], <double*> s1, <double*> s2)
+                else:
+                    finite = optimizer_update(&self.layout, &opt, &self.params32[0],
+                                              &self.grads32[0], <float*> s1, <float*> s2)
+        finally:
             PyThread_release_lock(self.lock)
         check_debug_violations()
         if not finite:
@@ -1231,6 +1271,13 @@ cdef class Network:
                 f"(learning rate {opt.lr:g} too large for gradients this size?); "
                 "nothing was changed")
         return opt.step
+
+    cdef void* _update_buffer(self) except NULL:
+        """Adam's scratch of n_params values, allocated at its first update
+        (lock held): an SGD-only network never holds it."""
+        if self._update_array is None:
+            self._update_array = np.empty(self.n_params, dtype=self.params.dtype)
+        return cnp.PyArray_DATA(<cnp.ndarray> self._update_array)
 
     cdef _ensure_gather(self, int batch_size):
         if batch_size <= self.gather_capacity:
@@ -1298,6 +1345,8 @@ cdef class Network:
         try:
             self._ensure_capacity(batch_size)
             self._ensure_gather(batch_size)
+            if opt.kind == ADAM:
+                opt.update = self._update_buffer()
             gx = cnp.PyArray_DATA(<cnp.ndarray> self._gather_x)
             gy = cnp.PyArray_DATA(<cnp.ndarray> self._gather_y)
             gl = cnp.PyArray_DATA(<cnp.ndarray> self._gather_labels)
@@ -1554,6 +1603,7 @@ cdef OptConfig _make_config(tuple config, long long step) except *:
     opt.eps = float(config[8])
     opt.decoupled = bool(config[9])
     opt.step = step
+    opt.update = NULL
     if opt.kind not in (FUSED_SGD, SGD, ADAM):
         raise ValueError(f"unknown optimizer kind {opt.kind}")
     if not (isfinite(opt.lr) and opt.lr >= 0):
