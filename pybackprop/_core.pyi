@@ -5,6 +5,12 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 import numpy as np
 from numpy.typing import NDArray
 
+DEBUG_BUILD: bool
+ISA: str  # "baseline", "avx2" or "avx512" (pybackprop/_dispatch.py picks one)
+BUILD_ID: str
+
+def _cpu_runs(isa: str) -> bool: ...
+
 class Network:
     is_double: bool
     n_in: int
