@@ -36,6 +36,30 @@ class ParallelBuildExt(build_ext):
         if not self.parallel:
             self.parallel = os.cpu_count() or 1
 
+    def build_extensions(self):
+        # A compiler too old for -march=x86-64-v3/-v4 (GCC < 11, Clang < 12)
+        # builds the baseline module only: the dispatcher then uses it.
+        for ext in list(self.extensions):
+            flags = [f for f in ext.extra_compile_args if f.startswith("-march=")]
+            if flags and not self._compiler_accepts(flags):
+                print(f"note: the compiler does not accept {' '.join(flags)}; "
+                      f"{ext.name} is not built")
+                self.extensions.remove(ext)
+        super().build_extensions()
+
+    def _compiler_accepts(self, flags):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            source = os.path.join(tmp, "probe.c")
+            with open(source, "w") as f:
+                f.write("int main(void) { return 0; }\n")
+            try:
+                self.compiler.compile([source], output_dir=tmp, extra_postargs=flags)
+            except Exception:
+                return False
+        return True
+
     def run(self):
         # A build directory reused from a build with more variants (a release
         # build, then a debug build) still holds their modules, and the wheel
