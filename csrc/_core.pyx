@@ -677,6 +677,9 @@ cdef bint adam_segment(const OptConfig* opt, floating* p, const floating* g,
     cdef floating shrink = <floating> (1 - opt.lr * weight_decay)
     cdef int bad = 0
     cdef bint decay = weight_decay != 0, decoupled = opt.decoupled
+    # Two loops, not one with 'if write' inside: GCC vectorised neither
+    # branch of the single loop (an update took 121 us instead of 33 on
+    # 19,210 parameters), so the decay lines are written twice.
     if write:
         for i in range(count):
             gi = g[i]
