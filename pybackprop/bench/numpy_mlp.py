@@ -18,6 +18,9 @@ copy; their ``weights``/``biases`` attributes are their own live arrays.
 """
 import numpy as np
 
+# The names and valid (output, loss) pairs are the reference's (stdlib only).
+from ..reference import HIDDEN_ACTIVATIONS, VALID_PAIRS
+
 try:  # SciPy is a runtime dependency of pybackprop; keep a fallback anyway.
     from scipy.special import expit as _expit
 except ImportError:  # pragma: no cover
@@ -30,15 +33,6 @@ __all__ = [
     "check_architecture",
     "VALID_PAIRS",
 ]
-
-HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "identity")
-OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "softmax")
-VALID_PAIRS = (
-    ("identity", "squared_error"),
-    ("sigmoid", "squared_error"),
-    ("sigmoid", "binary_cross_entropy"),
-    ("softmax", "cross_entropy"),
-)
 
 # Below these sizes (elements) a single ufunc call wins because per-call
 # overhead (~0.5-1 us) dominates; above them the multi-pass formulas that use
@@ -457,25 +451,24 @@ class StrongNumpyMLP(_BaseNumpyMLP):
         grad_weights : list of ndarray (n_out, n_in)
         grad_biases : list of ndarray (n_out,)
         """
-        X = self._as_X(X)
-        n = X.shape[0]
-        y = self._as_y(y, n)
-        coef = self._sample_coef(sample_weight, n)
-        buf = self._buffers_for(n)
-        self._forward(X, buf)
-        loss = self._output_delta(buf, y, 1.0 / n if coef is None else 1.0, coef)
-        self._backward(X, buf, None)
+        loss = self._step(X, y, sample_weight, None)
         return loss, self.grad_weights, self.grad_biases
 
     def train_step(self, X, y, lr, sample_weight=None):
         """One SGD step ``W -= lr * dW``, ``b -= lr * db``; returns the loss before it."""
+        return self._step(X, y, sample_weight, lr)
+
+    def _step(self, X, y, sample_weight, lr):
+        """Forward, loss and backward; lr None stores dW/db, else applies SGD
+        (dZ is scaled by lr so the update is the product itself)."""
         X = self._as_X(X)
         n = X.shape[0]
         y = self._as_y(y, n)
         coef = self._sample_coef(sample_weight, n)
         buf = self._buffers_for(n)
         self._forward(X, buf)
-        loss = self._output_delta(buf, y, lr / n if coef is None else lr, coef)
+        scale = 1.0 if lr is None else lr
+        loss = self._output_delta(buf, y, scale / n if coef is None else scale, coef)
         self._backward(X, buf, lr)
         return loss
 
