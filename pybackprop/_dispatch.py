@@ -71,3 +71,10 @@ def _choose():
 
 #: The compiled core module in use; ``core.ISA`` names its variant.
 core = _choose()
+
+_LEVELS = {"baseline": "x86-64 baseline", "avx2": "x86-64-v3", "avx512": "x86-64-v4"}
+
+
+def describe():
+    """The core in use, e.g. 'pybackprop._core_avx512 (x86-64-v4)'."""
+    return f"{core.__name__} ({_LEVELS.get(core.ISA, core.ISA)})"

@@ -45,6 +45,7 @@ import zipfile
 import numpy as np
 
 from . import __version__
+from ._dispatch import describe as describe_core
 from .network import MLP
 
 __all__ = ["main", "build_parser", "core_status", "textbook_example", "fold_standardization",
@@ -84,14 +85,6 @@ class CommandError(ValueError):
 # status and the textbook example
 
 
-def compiled_core_name():
-    """'pybackprop._core_avx512 (x86-64-v4)' and so on: the variant in use."""
-    from ._dispatch import core
-
-    levels = {"baseline": "x86-64 baseline", "avx2": "x86-64-v3", "avx512": "x86-64-v4"}
-    return f"{core.__name__} ({levels.get(core.ISA, core.ISA)})"
-
-
 def core_status():
     """Lines describing the compiled core: version, dtypes, BLAS."""
     import scipy
@@ -100,7 +93,7 @@ def core_status():
     blas_name = f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
     return [
         f"pybackprop {__version__} (NumPy {np.__version__}, SciPy {scipy.__version__})",
-        f"compiled core: {compiled_core_name()}, float32 and float64 kernels",
+        f"compiled core: {describe_core()}, float32 and float64 kernels",
         f"matrix products: scipy.linalg.cython_blas ({blas_name}); small layers: compiled loops",
     ]
 
@@ -1033,6 +1026,18 @@ needs nothing else: predict and pybackprop.load use it as it is.
 """
 
 
+def _add_architecture_options(parser, activation, output, applies_to):
+    """--activation, --output and --loss of a network built from the command
+    line (explain --layers, gradcheck), with these defaults."""
+    parser.add_argument("--activation", default=activation, metavar="NAME[,NAME...]",
+                        help=f"hidden activation(s){applies_to} (default {activation})")
+    parser.add_argument("--output", default=output, choices=("identity", "sigmoid", "softmax"),
+                        help=f"output activation{applies_to} (default {output})")
+    parser.add_argument("--loss", default=None,
+                        choices=("squared_error", "binary_cross_entropy", "cross_entropy"),
+                        help=f"loss{applies_to} (default: the output's natural loss)")
+
+
 def build_parser():
     """The argparse parser of ``python -m pybackprop`` and its commands."""
     parser = argparse.ArgumentParser(
@@ -1135,13 +1140,7 @@ def build_parser():
         "the textbook 2-2-1 sigmoid example. Write negative numbers as --x=-0.5,0.3.")
     p.add_argument("--model", metavar="FILE", help="explain a saved network")
     p.add_argument("--layers", metavar="SIZES", help="explain a new network, e.g. 2,3,1")
-    p.add_argument("--activation", default="relu", metavar="NAME[,NAME...]",
-                   help="hidden activation(s) for --layers (default relu)")
-    p.add_argument("--output", default="identity", choices=("identity", "sigmoid", "softmax"),
-                   help="output activation for --layers (default identity)")
-    p.add_argument("--loss", default=None,
-                   choices=("squared_error", "binary_cross_entropy", "cross_entropy"),
-                   help="loss for --layers (default: the output's natural loss)")
+    _add_architecture_options(p, "relu", "identity", " for --layers")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the weights (--layers) and of a random sample (default 0)")
     p.add_argument("--x", metavar="VALUES", help="the input, e.g. 0.5,0.3 (default: random)")
@@ -1161,13 +1160,7 @@ def build_parser():
         "samples against the pure-Python reference and central finite differences. "
         "Exit code 0 when both pass, 1 when one fails.")
     p.add_argument("--layers", default="4,8,3", metavar="SIZES", help="layer sizes (default 4,8,3)")
-    p.add_argument("--activation", default="tanh", metavar="NAME[,NAME...]",
-                   help="hidden activation(s) (default tanh)")
-    p.add_argument("--output", default="softmax", choices=("identity", "sigmoid", "softmax"),
-                   help="output activation (default softmax)")
-    p.add_argument("--loss", default=None,
-                   choices=("squared_error", "binary_cross_entropy", "cross_entropy"),
-                   help="loss (default: the output's natural loss)")
+    _add_architecture_options(p, "tanh", "softmax", "")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="default float64 (finite differences always run in float64)")
     p.add_argument("--samples", type=int, default=8, help="random samples (default 8)")

@@ -456,9 +456,9 @@ def machine_info():
     if os.environ.get("OPENBLAS_CORETYPE"):
         lines.append(f"note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} is set")
     if _library_available() is not None:
-        from ..cli import compiled_core_name
+        from .._dispatch import describe
 
-        lines.append(f"pybackprop compiled core: {compiled_core_name()}")
+        lines.append(f"pybackprop compiled core: {describe()}")
     return lines
 
 
