@@ -1015,6 +1015,9 @@ cdef class Network:
         """
         cdef Py_ssize_t n
         cdef bint labels = False
+        if need_y and y is None:
+            raise TypeError("y is required: the targets for X (an array of values, or of "
+                            "class labels for cross-entropy), got None")
         if not self._fast_ok(X, y, sample_weight, need_y):
             X, y, sample_weight = self.coerce(X, y, sample_weight)
             if not self._fast_ok(X, y, sample_weight, need_y):

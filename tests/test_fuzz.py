@@ -195,7 +195,9 @@ def invalid_form(draw, values, role, net, n):
     if kind == "ragged":
         return [[1.0], [1.0, 2.0]]
     if kind == "rank3":
-        return v[None, ...] if v.ndim >= 2 or draw(st.booleans()) else v.reshape(1, 1, -1)
+        # Rank 3 whatever the valid form's rank: adding one axis to a 1-D y of
+        # one sample gave shape (1, 1), which is valid, not corrupt.
+        return v.reshape((1,) * max(1, 3 - v.ndim) + v.shape)
     if kind == "scalar":
         return np.float64(1.0)
     if kind == "empty":
