@@ -448,10 +448,12 @@ class MLP:
         averaged uniformly over outputs (as scikit-learn's ``r2_score``)."""
         from .training import accuracy, is_classifier
 
+        # The same checks as a training step: shapes, NaN/inf, label ranges.
+        X, y, _ = self._core.check_batch(X, y)
         if is_classifier(self):
             return accuracy(self, X, y)
         prediction = self.predict(X)
-        y = _validation._as_real_array(y, "y").reshape(prediction.shape).astype(np.float64)
+        y = y.reshape(prediction.shape).astype(np.float64)
         residual = np.sum((y - prediction) ** 2, axis=0)
         total = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -455,6 +455,9 @@ def _bad_calls():
         ("y None in loss", lambda n: n.loss(X, None), TypeError, "y is required"),
         ("y None in loss_and_grad", lambda n: n.loss_and_grad(X, None), TypeError, "y is required"),
         ("y None in train_step", lambda n: n.train_step(X, None, 0.1), TypeError, "y is required"),
+        ("y None in score", lambda n: n.score(X, None), TypeError, "y is required"),
+        ("score label too big", lambda n: n.score(X, np.array([0, 1, 3])), ValueError, "out of range"),
+        ("score labels wrong count", lambda n: n.score(X, np.array([0, 1])), ValueError, "2 labels for 3"),
         ("label too big", lambda n: n.loss(X, np.array([0, 1, 3])), ValueError, "out of range"),
         ("label negative", lambda n: n.train_step(X, np.array([0, -1, 2]), 0.1), ValueError, "out of range"),
         ("float labels", lambda n: n.loss(X, np.array([0.0, 1.0, 2.0])), TypeError, "integer class labels"),
@@ -490,6 +493,8 @@ def test_bad_input_raises_and_leaves_the_network_unchanged(dtype, name, call, ex
     (lambda n: n.loss(np.ones((3, 2)), np.ones((3, 2))), r"shape \(3, 1\) or \(3,\)"),
     (lambda n: n.loss(np.ones((3, 2)), np.ones(4)), "4 targets for 3"),
     (lambda n: n.loss(np.ones((3, 2)), np.array([1.0, np.inf, 0.0])), "finite"),
+    (lambda n: n.score(np.ones((3, 2)), np.array([1.0, np.nan, 0.0])), "finite"),
+    (lambda n: n.score(np.ones((3, 2)), np.ones(5)), "5 targets for 3"),
 ])
 def test_bad_regression_targets(call, match):
     net = MLP([2, 3, 1], seed=0)
