@@ -50,7 +50,9 @@ def test_the_widest_runnable_variant_is_in_use():
 def test_release_builds_on_x86_64_have_every_variant():
     """The build made all three modules (they may not all run here)."""
     if not X86_64 or _dispatch.core.DEBUG_BUILD:
-        assert AVAILABLE == [_dispatch.core.ISA] or "baseline" in AVAILABLE
+        # Debug builds (and other machines) build the baseline module only;
+        # a variant module left from another build must not be loaded.
+        assert AVAILABLE == ["baseline"]
         return
     import importlib.util
 
