@@ -6,6 +6,7 @@ checks of ``_core``) with a ``ValueError`` or ``TypeError`` that says what
 was expected and what came, before any kernel runs.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -27,10 +28,44 @@ DEFAULT_LOSS = {"identity": "squared_error", "sigmoid": "binary_cross_entropy",
 DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
-def _choice(kind, value, valid):
-    if not isinstance(value, str) or value not in valid:
-        raise ValueError(f"unknown {kind} {value!r}; valid choices: {', '.join(sorted(valid))}")
+def check_choice(name, value, choices):
+    """Return value, a str that is one of choices.
+
+    Raises ValueError naming the argument and listing the valid choices
+    (sorted) otherwise.
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; valid choices: {', '.join(sorted(choices))}")
     return value
+
+
+def check_real(name, value, low=None, high=None, *, low_open=False, high_open=False):
+    """Return value as a finite float within [low, high].
+
+    ``low_open`` / ``high_open`` exclude the bound itself.  A bool is not a
+    number here (``True`` as a learning rate is a mistake, not 1.0).
+
+    Raises TypeError for anything but a real number and ValueError for a
+    number that is not finite or out of range.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return value
+
+
+def check_int(name, value, minimum=1):
+    """Return value as an int >= minimum (bools refused); ValueError otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def check_layer_sizes(layer_sizes):
@@ -64,16 +99,16 @@ def check_activations(activation, n_hidden):
             raise ValueError(f"activation lists one name per hidden layer: expected {n_hidden}, "
                              f"got {len(names)} ({names!r})")
     for name in names:
-        _choice("activation", name, HIDDEN_ACTIVATIONS)
+        check_choice("activation", name, HIDDEN_ACTIVATIONS)
     return tuple(names)
 
 
 def check_output_loss(output, loss, n_out):
     """Return (output, loss) after checking the names and that they fit together."""
-    _choice("output activation", output, OUTPUT_ACTIVATIONS)
+    check_choice("output activation", output, OUTPUT_ACTIVATIONS)
     if loss is None:
         loss = DEFAULT_LOSS[output]
-    _choice("loss", loss, LOSSES)
+    check_choice("loss", loss, LOSSES)
     if (output, loss) not in VALID_PAIRS:
         pairs = ", ".join(f"output={o!r} with loss={l!r}" for o, l in VALID_PAIRS)
         raise ValueError(f"output={output!r} cannot be used with loss={loss!r}; valid combinations: {pairs}")

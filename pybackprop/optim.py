@@ -32,18 +32,9 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "ExponentialLR", "Cosi
 # Optimizer kinds of the compiled core (csrc/_core.pyx, enum OptimizerKind).
 _FUSED_SGD, _SGD, _ADAM = 0, 1, 2
 
-
-def _real(name, value, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
-    return value
+# pybackprop 0.1.0 saved the state vectors under these names, by position;
+# load_state_dict still reads them so that its files keep loading.
+_STATE_NAMES_0_1_0 = ("state1", "state2")
 
 
 class Optimizer:
@@ -63,11 +54,14 @@ class Optimizer:
     """
 
     kind = None
+    # The names of the vectors _state() returns, in its order, as state_dict() shows them.
+    _state_names = ()
 
     def __init__(self, net, lr, schedule=None):
-        from .network import MLP
-
-        if not isinstance(net, MLP):
+        # Checked by what the update uses rather than by class: this module
+        # sits below network.py and never imports it.
+        if not all(hasattr(net, name) for name in ("n_params", "dtype", "parameters")) \
+                or not hasattr(getattr(net, "_core", None), "optimizer_step"):
             raise TypeError(f"optimizer needs a pybackprop.MLP, got {type(net).__name__}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be callable (epoch -> factor), got {schedule!r}")
@@ -110,23 +104,39 @@ class Optimizer:
         """
         self.net._core.grads[...] = 0
 
+    def _named_state(self):
+        """(name, name in 0.1.0, live vector) of each state vector in use."""
+        return [(name, legacy, vector) for name, legacy, vector
+                in zip(self._state_names, _STATE_NAMES_0_1_0, self._state()) if vector is not None]
+
     def state_dict(self):
-        """Hyperparameters, step count and state vectors (copies), as a flat dict."""
+        """Hyperparameters, step count and state vectors (copies), as a flat dict.
+
+        Returns
+        -------
+        dict
+            ``"kind"`` (the class name), ``"lr"``, ``"base_lr"``, ``"step"``,
+            the hyperparameters, and the state vectors, each an ndarray
+            ``(n_params,)`` in the network's parameter layout and dtype:
+            ``"momentum_buffer"`` (SGD with momentum), ``"exp_avg"`` and
+            ``"exp_avg_sq"`` (Adam, AdamW), PyTorch's names.
+        """
         state = {"kind": type(self).__name__, "lr": self.lr, "base_lr": self.base_lr,
                  "step": self.step_count}
         state.update(self._hyperparameters())
-        for name, value in zip(("state1", "state2"), self._state()):
-            if value is not None:
-                state[name] = value.copy()
+        for name, _, vector in self._named_state():
+            state[name] = vector.copy()
         return state
 
     def load_state_dict(self, state):
-        """Restore what :meth:`state_dict` returned (checked before anything changes)."""
+        """Restore what :meth:`state_dict` returned (checked before anything changes).
+
+        States saved by pybackprop 0.1.0, whose vectors were named
+        ``"state1"`` and ``"state2"``, load too.
+        """
         if state.get("kind") != type(self).__name__:
             raise ValueError(f"state is for optimizer {state.get('kind')!r}, not {type(self).__name__!r}")
-        step = state.get("step")
-        if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"optimizer step must be an integer >= 0, got {step!r}")
+        step = _validation.check_int("optimizer step", state.get("step"), 0)
         lr = _validation.check_learning_rate(state.get("lr", self.lr))
         base_lr = _validation.check_learning_rate(state.get("base_lr", self.base_lr))
         # The saved hyperparameters decide which state vectors exist (SGD has a
@@ -135,25 +145,22 @@ class Optimizer:
         previous = self._hyperparameters()
         self._set_hyperparameters(**{key: state[key] for key in previous if key in state})
         try:
-            arrays = {}
-            for name, current in zip(("state1", "state2"), self._state()):
-                if current is None:
-                    continue
-                if name not in state:
+            arrays = []
+            for name, legacy, current in self._named_state():
+                if name not in state and legacy not in state:
                     raise ValueError(f"optimizer state is missing {name!r}")
-                value = _validation._as_real_array(state[name], name)
+                value = _validation._as_real_array(state[name if name in state else legacy], name)
                 if value.shape != current.shape:
                     raise ValueError(f"optimizer {name} has shape {value.shape}, expected {current.shape}")
                 if not np.all(np.isfinite(value)):
                     raise ValueError(f"optimizer {name} must be finite")
-                arrays[name] = value
+                arrays.append((current, value))
         except (ValueError, TypeError):
             self._set_hyperparameters(**previous)
             raise
-        self.lr, self.base_lr, self.step_count = lr, base_lr, int(step)
-        for name, current in zip(("state1", "state2"), self._state()):
-            if name in arrays:
-                current[...] = arrays[name]
+        self.lr, self.base_lr, self.step_count = lr, base_lr, step
+        for current, value in arrays:
+            current[...] = value
 
     def _hyperparameters(self):
         return {}
@@ -201,6 +208,7 @@ class SGD(Optimizer):
     """
 
     kind = "sgd"
+    _state_names = ("momentum_buffer",)
 
     def __init__(self, net, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
                  weight_decay=0.0, schedule=None):
@@ -213,9 +221,9 @@ class SGD(Optimizer):
         self._velocity = np.zeros(net.n_params, dtype=net.dtype)
 
     def _check(self):
-        self.momentum = _real("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        self.dampening = _real("dampening", self.dampening, 0.0, 1.0)
-        self.weight_decay = _real("weight_decay", self.weight_decay, 0.0)
+        self.momentum = _validation.check_real("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        self.dampening = _validation.check_real("dampening", self.dampening, 0.0, 1.0)
+        self.weight_decay = _validation.check_real("weight_decay", self.weight_decay, 0.0)
         if not isinstance(self.nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be True or False, got {self.nesterov!r}")
         self.nesterov = bool(self.nesterov)
@@ -268,6 +276,7 @@ class Adam(Optimizer):
     """
 
     kind = "adam"
+    _state_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, net, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  decoupled=False, schedule=None):
@@ -284,10 +293,10 @@ class Adam(Optimizer):
         self._v = np.zeros(net.n_params, dtype=net.dtype)
 
     def _check(self):
-        self.beta1 = _real("beta1", self.beta1, 0.0, 1.0, high_open=True)
-        self.beta2 = _real("beta2", self.beta2, 0.0, 1.0, high_open=True)
-        self.eps = _real("eps", self.eps, 0.0, low_open=True)
-        self.weight_decay = _real("weight_decay", self.weight_decay, 0.0)
+        self.beta1 = _validation.check_real("beta1", self.beta1, 0.0, 1.0, high_open=True)
+        self.beta2 = _validation.check_real("beta2", self.beta2, 0.0, 1.0, high_open=True)
+        self.eps = _validation.check_real("eps", self.eps, 0.0, low_open=True)
+        self.weight_decay = _validation.check_real("weight_decay", self.weight_decay, 0.0)
         if not isinstance(self.decoupled, (bool, np.bool_)):
             raise TypeError(f"decoupled must be True or False, got {self.decoupled!r}")
         self.decoupled = bool(self.decoupled)
@@ -325,7 +334,7 @@ def make_optimizer(net, optimizer, lr):
             optimizer.base_lr = optimizer.lr = _validation.check_learning_rate(lr)
         return optimizer
     classes = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
-    name = _validation._choice("optimizer", optimizer, classes)
+    name = _validation.check_choice("optimizer", optimizer, classes)
     return classes[name](net) if lr is None else classes[name](net, lr=lr)
 
 
@@ -335,10 +344,8 @@ class StepLR:
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
 
     def __init__(self, step_size, gamma=0.1):
-        if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or step_size < 1:
-            raise ValueError(f"step_size must be an integer >= 1, got {step_size!r}")
-        self.step_size = int(step_size)
-        self.gamma = _real("gamma", gamma, 0.0)
+        self.step_size = _validation.check_int("step_size", step_size, 1)
+        self.gamma = _validation.check_real("gamma", gamma, 0.0)
 
     def __call__(self, epoch):
         return self.gamma ** (epoch // self.step_size)
@@ -351,7 +358,7 @@ class ExponentialLR:
     """Multiply the learning rate by ``gamma`` every epoch."""
 
     def __init__(self, gamma):
-        self.gamma = _real("gamma", gamma, 0.0)
+        self.gamma = _validation.check_real("gamma", gamma, 0.0)
 
     def __call__(self, epoch):
         return self.gamma ** epoch
@@ -365,10 +372,8 @@ class CosineLR:
     ``min_factor + (1 - min_factor) (1 + cos(pi min(epoch, t_max) / t_max)) / 2``."""
 
     def __init__(self, t_max, min_factor=0.0):
-        if isinstance(t_max, bool) or not isinstance(t_max, numbers.Integral) or t_max < 1:
-            raise ValueError(f"t_max must be an integer >= 1, got {t_max!r}")
-        self.t_max = int(t_max)
-        self.min_factor = _real("min_factor", min_factor, 0.0, 1.0)
+        self.t_max = _validation.check_int("t_max", t_max, 1)
+        self.min_factor = _validation.check_real("min_factor", min_factor, 0.0, 1.0)
 
     def __call__(self, epoch):
         progress = min(epoch, self.t_max) / self.t_max

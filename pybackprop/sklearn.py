@@ -79,7 +79,6 @@ scikit-learn's MLP, all of it deliberate:
   ``fit`` / ``partial_fit`` call; ``t_`` counts training samples seen
   over all calls.
 """
-import math
 import numbers
 import warnings
 
@@ -101,6 +100,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pybackprop.sklearn needs scikit-learn 1.6 or newer; install it with "
         "pip install \"pybackprop[sklearn]\" (or pip install scikit-learn)") from exc
 
+from . import _validation
 from . import io as _io
 from . import optim as _optim
 from .network import MLP
@@ -108,13 +108,14 @@ from .training import TrainingDiverged
 
 __all__ = ["MLPClassifier", "MLPRegressor", "TrainingDivergedError"]
 
+# The one name scikit-learn spells differently: pybackprop's -> scikit-learn's.
+_SKLEARN_NAMES = {"sigmoid": "logistic"}
 # scikit-learn's hidden activation names -> pybackprop's.
-_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_ACTIVATIONS = {_SKLEARN_NAMES.get(name, name): name for name in _validation.HIDDEN_ACTIVATIONS}
 # pybackprop output activation -> scikit-learn's out_activation_ name.
-_OUT_ACTIVATIONS = {"identity": "identity", "sigmoid": "logistic", "softmax": "softmax"}
+_OUT_ACTIVATIONS = {name: _SKLEARN_NAMES.get(name, name) for name in _validation.OUTPUT_ACTIVATIONS}
 _SOLVERS = ("sgd", "adam")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
-_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 # scikit-learn's "adaptive" schedule stops once the rate is this small.
 _MIN_ADAPTIVE_LR = 1e-6
 
@@ -126,31 +127,6 @@ class TrainingDivergedError(TrainingDiverged, ValueError):
     completed epochs) and a ``ValueError`` (what scikit-learn's MLP raises
     for non-finite weights), so either ``except`` clause catches it.
     """
-
-
-def _check_real(name, value, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    value = float(value)
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
-    return value
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
-            or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_choice(name, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value
 
 
 class _BaseMLP(BaseEstimator):
@@ -205,27 +181,35 @@ class _BaseMLP(BaseEstimator):
         return [int(s) for s in sizes]
 
     def _check_params(self):
-        """Validate every constructor argument (scikit-learn validates in fit)."""
-        _check_choice("activation", self.activation, tuple(_ACTIVATIONS))
-        if self.solver == "lbfgs":
-            raise ValueError("solver='lbfgs' is not supported by pybackprop; use 'sgd' or 'adam'")
-        _check_choice("solver", self.solver, _SOLVERS)
-        _check_choice("learning_rate", self.learning_rate, _LEARNING_RATES)
-        self._np_dtype()
-        if self.batch_size != "auto":
-            _check_int("batch_size", self.batch_size, 1)
-        _check_real("alpha", self.alpha, 0.0)
-        _check_real("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
-        _check_real("power_t", self.power_t, 0.0)
-        _check_int("max_iter", self.max_iter, 1)
-        _check_real("tol", self.tol, 0.0)
-        _check_real("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0,
-                    low_open=True, high_open=True)
-        _check_real("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
-        _check_real("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
-        _check_real("epsilon", self.epsilon, 0.0, low_open=True)
-        _check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        """Validate every constructor argument (scikit-learn validates in fit).
+
+        Every invalid parameter raises ValueError, as scikit-learn's do (a
+        wrong type included, which the shared checks report as TypeError).
+        """
+        try:
+            _validation.check_choice("activation", self.activation, _ACTIVATIONS)
+            if self.solver == "lbfgs":
+                raise ValueError("solver='lbfgs' is not supported by pybackprop; use 'sgd' or 'adam'")
+            _validation.check_choice("solver", self.solver, _SOLVERS)
+            _validation.check_choice("learning_rate", self.learning_rate, _LEARNING_RATES)
+            self._np_dtype()
+            if self.batch_size != "auto":
+                _validation.check_int("batch_size", self.batch_size, 1)
+            check_real = _validation.check_real
+            check_real("alpha", self.alpha, 0.0)
+            check_real("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
+            check_real("power_t", self.power_t, 0.0)
+            _validation.check_int("max_iter", self.max_iter, 1)
+            check_real("tol", self.tol, 0.0)
+            check_real("momentum", self.momentum, 0.0, 1.0, high_open=True)
+            check_real("validation_fraction", self.validation_fraction, 0.0, 1.0,
+                       low_open=True, high_open=True)
+            check_real("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
+            check_real("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
+            check_real("epsilon", self.epsilon, 0.0, low_open=True)
+            _validation.check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
         for name in ("shuffle", "verbose", "warm_start", "nesterovs_momentum", "early_stopping"):
             value = getattr(self, name)
             if not isinstance(value, (bool, np.bool_, numbers.Integral)):
@@ -233,13 +217,10 @@ class _BaseMLP(BaseEstimator):
         return self._hidden_sizes()
 
     def _np_dtype(self):
-        try:
-            dtype = None if self.dtype is None else np.dtype(self.dtype)
-        except TypeError:
-            dtype = None
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-        return dtype
+        # numpy reads None as float64; here it is a mistake, as in scikit-learn.
+        if self.dtype is None:
+            raise ValueError("dtype must be 'float32' or 'float64', got None")
+        return _validation.check_dtype(self.dtype)
 
     # -- fitted state ------------------------------------------------------------
 

@@ -1,13 +1,12 @@
 """``MLP.fit``: minibatch training with the epoch loop in compiled code."""
 
 import math
-import numbers
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import optim
+from . import _validation, optim
 
 
 class TrainingDiverged(FloatingPointError):
@@ -65,12 +64,6 @@ class History:
     samples_per_second: float = 0.0
 
 
-def _positive_int(name, value, minimum=1):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def is_classifier(net):
     """True for networks whose outputs are class probabilities."""
     return net.output == "softmax" or net.loss_name == "binary_cross_entropy"
@@ -109,11 +102,11 @@ def fit(net, X, y, *, epochs=10, batch_size=32, optimizer="sgd", lr=None, sample
         early_stopping=False, patience=10, min_delta=0.0, callbacks=(), verbose=False):
     """Train ``net`` by minibatch gradient descent; see :meth:`MLP.fit`."""
     start_time = time.perf_counter()
-    epochs = _positive_int("epochs", epochs)
-    batch_size = _positive_int("batch_size", batch_size)
-    patience = _positive_int("patience", patience)
-    min_delta = optim._real("min_delta", min_delta, 0.0)
-    validation_split = optim._real("validation_split", validation_split, 0.0, 1.0, high_open=True)
+    epochs = _validation.check_int("epochs", epochs)
+    batch_size = _validation.check_int("batch_size", batch_size)
+    patience = _validation.check_int("patience", patience)
+    min_delta = _validation.check_real("min_delta", min_delta, 0.0)
+    validation_split = _validation.check_real("validation_split", validation_split, 0.0, 1.0, high_open=True)
     if validation_data is not None and validation_split > 0:
         raise ValueError("give validation_data or validation_split, not both")
     if callable(callbacks):

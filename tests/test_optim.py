@@ -143,10 +143,10 @@ def test_load_state_dict_rejects_mismatches_and_changes_nothing():
     state = opt.state_dict()
     with pytest.raises(ValueError, match="'Adam', not 'SGD'"):
         SGD(net).load_state_dict(state)
-    bad = dict(state, state1=np.zeros(3))
+    bad = dict(state, exp_avg=np.zeros(3))
     with pytest.raises(ValueError, match="shape"):
         opt.load_state_dict(bad)
-    bad = dict(state, state2=np.full(net.n_params, np.nan))
+    bad = dict(state, exp_avg_sq=np.full(net.n_params, np.nan))
     with pytest.raises(ValueError, match="finite"):
         opt.load_state_dict(bad)
     with pytest.raises(ValueError, match="step"):
@@ -197,5 +197,5 @@ def test_state_dict_with_momentum_loads_into_an_optimizer_built_without_it():
     fresh.load_state_dict(opt.state_dict())
     assert fresh.momentum == 0.9
     np.testing.assert_array_equal(fresh._velocity, opt._velocity)
-    with pytest.raises(ValueError, match="missing 'state1'"):
-        SGD(net).load_state_dict({k: v for k, v in opt.state_dict().items() if k != "state1"})
+    with pytest.raises(ValueError, match="missing 'momentum_buffer'"):
+        SGD(net).load_state_dict({k: v for k, v in opt.state_dict().items() if k != "momentum_buffer"})
