@@ -53,9 +53,7 @@ def load(path, with_optimizer_state=False):
     ``with_optimizer_state=True``; pass that state to an optimizer's
     ``load_state_dict``.  See :func:`pybackprop.io.load`.
     """
-    from . import io
-
-    return io.load(path, with_optimizer_state=with_optimizer_state)
+    return MLP.load(path, with_optimizer_state=with_optimizer_state)
 
 
 __all__ = ["MLP", "History", "TrainingDiverged", "load", "optim", "__version__"]

@@ -39,14 +39,15 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib import format as npy_format
 
 from . import _validation
 
-__all__ = ["FORMAT_VERSION", "MAX_PARAMETERS", "state_dict", "load_state_dict",
-           "network_from_state_dict", "save", "load"]
+__all__ = ["FORMAT_VERSION", "MAX_PARAMETERS", "NetworkState", "state_dict", "load_state_dict",
+           "checked_network_state", "network_from_state_dict", "save", "read", "load"]
 
 #: Version written into ``pybackprop_format``; files with another version are refused.
 FORMAT_VERSION = 1
@@ -273,33 +274,86 @@ def load_state_dict(net, state, strict=True):
     Everything is checked before anything is written, so a failed call
     leaves the network unchanged.
     """
+    _check_mapping(state)
+    if strict:
+        _check_parameter_keys(state, len(net.layer_sizes) - 1)
+    _check_architecture(net, state)
+    net.parameters[...] = _flat_parameters(state, net.layer_sizes, net.dtype,
+                                           start=net.parameters)
+
+
+def _check_mapping(state):
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a mapping (dict) of names to arrays, got {type(state).__name__}")
-    param_keys = _parameter_keys(len(net.layer_sizes) - 1)
-    if strict:
-        missing = [k for k in param_keys if k not in state]
-        if missing:
-            raise ValueError(f"state is missing {', '.join(map(repr, missing))}")
-        allowed = set(param_keys) | set(_ARCHITECTURE_KEYS) | {"pybackprop_format"}
-        unexpected = [k for k in state if k not in allowed]
-        if unexpected:
-            raise ValueError(f"state has unexpected entries {', '.join(map(repr, unexpected))}; "
-                             f"expected {', '.join(param_keys)} and optionally "
-                             f"{', '.join(_ARCHITECTURE_KEYS)}")
-    _check_architecture(net, state)
-    shapes = _parameter_shapes(net.layer_sizes)
-    flat = net.parameters.copy()
+
+
+def _check_parameter_keys(state, n_layers):
+    """A strict state holds every W{i}/b{i} and nothing unknown."""
+    param_keys = _parameter_keys(n_layers)
+    missing = [k for k in param_keys if k not in state]
+    if missing:
+        raise ValueError(f"state is missing {', '.join(map(repr, missing))}")
+    allowed = set(param_keys) | set(_ARCHITECTURE_KEYS) | {"pybackprop_format"}
+    unexpected = [k for k in state if k not in allowed]
+    if unexpected:
+        raise ValueError(f"state has unexpected entries {', '.join(map(repr, unexpected))}; "
+                         f"expected {', '.join(param_keys)} and optionally "
+                         f"{', '.join(_ARCHITECTURE_KEYS)}")
+
+
+def _flat_parameters(state, layer_sizes, dtype, start=None):
+    """The W{i}/b{i} entries of state in one new flat vector (n_params,) of dtype.
+
+    Every entry is checked (kind, shape, finite after conversion) before
+    the caller writes anything.  Entries missing from state keep their
+    values in ``start`` (without ``start``, state must hold them all).
+    """
+    param_keys = _parameter_keys(len(layer_sizes) - 1)
+    shapes = _parameter_shapes(layer_sizes)
+    n_params = sum(math.prod(shape) for shape in shapes.values())
+    flat = np.empty(n_params, dtype=dtype) if start is None else start.copy()
     offset = 0
     for key in param_keys:
         size = math.prod(shapes[key])
         if key in state:
-            flat[offset:offset + size] = _converted(state[key], key, shapes[key], net.dtype).ravel()
+            flat[offset:offset + size] = _converted(state[key], key, shapes[key], dtype).ravel()
         offset += size
-    net.parameters[...] = flat
+    return flat
 
 
-def network_from_state_dict(state):
-    """A new network built and filled from a state dict.
+@dataclass(frozen=True)
+class NetworkState:
+    """A network's architecture and parameters, every entry checked.
+
+    What :func:`checked_network_state` and :func:`read` return and what
+    ``pybackprop.network`` builds an :class:`~pybackprop.MLP` from.
+
+    Attributes
+    ----------
+    layer_sizes : tuple of int
+        ``(n_in, n_hidden..., n_out)``.
+    activations : tuple of str
+        One hidden activation name per hidden layer.
+    output, loss : str
+        A valid (output activation, loss) pair.
+    dtype : numpy.dtype
+        float32 or float64.
+    parameters : ndarray (n_params,)
+        Every weight and bias in the network's flat layout (per layer,
+        ``W`` (n_out, n_in) row-major then ``b`` (n_out,)), C-contiguous,
+        of ``dtype``, finite; the new network uses this array in place.
+    """
+
+    layer_sizes: tuple
+    activations: tuple
+    output: str
+    loss: str
+    dtype: np.dtype
+    parameters: np.ndarray
+
+
+def checked_network_state(state):
+    """Check a state dict completely and return it as a :class:`NetworkState`.
 
     Parameters
     ----------
@@ -310,19 +364,14 @@ def network_from_state_dict(state):
         ``"loss"`` defaults to the output's natural loss and ``"dtype"`` to
         ``"float64"``.
 
-    Returns
-    -------
-    MLP
-
     Raises
     ------
     ValueError, TypeError
         As :func:`load_state_dict`, plus missing or invalid architecture
         entries.  Layer sizes are checked (at most :data:`MAX_PARAMETERS`
-        parameters) before the network is allocated.
+        parameters) before the parameter vector is allocated.
     """
-    if not isinstance(state, Mapping):
-        raise TypeError(f"state must be a mapping (dict) of names to arrays, got {type(state).__name__}")
+    _check_mapping(state)
     for key in ("layer_sizes", "output"):
         if key not in state:
             raise ValueError(f"state is missing {key!r}")
@@ -340,7 +389,7 @@ def network_from_state_dict(state):
     loss = _name(state["loss"], "loss") if "loss" in state else None
     output, loss = _validation.check_output_loss(_name(state["output"], "output"), loss, sizes[-1])
     dtype = _validation.check_dtype(_name(state["dtype"], "dtype") if "dtype" in state else "float64")
-    # Check the parameters before allocating a network for them.
+    # Check the parameters' presence and shapes before allocating anything for them.
     missing = [k for k in _parameter_keys(len(sizes) - 1) if k not in state]
     if missing:
         raise ValueError(f"state is missing {', '.join(map(repr, missing))}")
@@ -349,12 +398,43 @@ def network_from_state_dict(state):
         if value_shape != shape:
             raise ValueError(f"state entry {key!r} has shape {value_shape}; layer_sizes "
                              f"{list(sizes)} needs {shape}")
-    # Imported here so that network.py can import this module at its top.
-    from .network import MLP
+    _check_parameter_keys(state, len(sizes) - 1)
+    if "pybackprop_format" in state:
+        _format_version(state["pybackprop_format"])
+    parameters = _flat_parameters(state, sizes, dtype)
+    return NetworkState(sizes, activations, output, loss, dtype, parameters)
 
-    net = MLP(list(sizes), activation=list(activations), output=output, loss=loss, dtype=dtype)
-    load_state_dict(net, state, strict=True)
-    return net
+
+def network_from_state_dict(state):
+    """A new network built and filled from a state dict.
+
+    Parameters
+    ----------
+    state : mapping
+        See :func:`checked_network_state`.
+
+    Returns
+    -------
+    MLP
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`checked_network_state`; nothing is allocated for a state
+        that fails.
+    """
+    return _build_network(checked_network_state(state))
+
+
+# How a NetworkState becomes an MLP.  network.py, which imports this module,
+# sets it when it is imported (``import pybackprop`` always imports it), so
+# that this module can return networks without importing network.py: the
+# layers go one way, network -> io.
+_network_builder = None
+
+
+def _build_network(network_state):
+    return _network_builder(network_state)
 
 
 # -- files -----------------------------------------------------------------
@@ -613,6 +693,55 @@ def _read_optimizer_state(archive):
     return state
 
 
+def read(path, with_optimizer_state=False):
+    """Read and check a network file written by :func:`save`, without building a network.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    with_optimizer_state : bool, default False
+        Also read the optimizer state stored by ``save(..., optimizer=)``.
+
+    Returns
+    -------
+    network_state : NetworkState
+        The architecture and the checked parameter vector.
+    optimizer_state : dict or None
+        As :func:`load` returns it; always None without
+        ``with_optimizer_state``.
+
+    Raises
+    ------
+    OSError, ValueError
+        As :func:`load`.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        try:
+            try:
+                magic = f.read(6)
+                if not magic:
+                    raise _BadFile("the file is empty")
+                if magic == npy_format.MAGIC_PREFIX:
+                    raise _BadFile("it is a single .npy array, not a .npz network file")
+                if magic[:2] != b"PK":
+                    raise _BadFile("it is not an .npz (zip) archive")
+                archive_size = os.fstat(f.fileno()).st_size
+                f.seek(0)
+                with zipfile.ZipFile(f) as zf:
+                    archive = _Archive(zf, archive_size)
+                    state = _read_network_state(archive)
+                    optimizer_state = _read_optimizer_state(archive) if with_optimizer_state else None
+                network_state = checked_network_state(state)
+            except _BadFile:
+                raise
+            except _CORRUPTION_ERRORS as exc:
+                raise _BadFile(_corruption_message(exc)) from exc
+        except _BadFile as exc:
+            raise ValueError(f"cannot load network from {path!r}: {exc}") from exc.__cause__
+    return network_state, optimizer_state
+
+
 def load(path, with_optimizer_state=False):
     """Read a network written by :func:`save`.
 
@@ -659,30 +788,8 @@ def load(path, with_optimizer_state=False):
     checked against the bytes present, and the network is allocated only
     after every array has been read and checked.
     """
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        try:
-            try:
-                magic = f.read(6)
-                if not magic:
-                    raise _BadFile("the file is empty")
-                if magic == npy_format.MAGIC_PREFIX:
-                    raise _BadFile("it is a single .npy array, not a .npz network file")
-                if magic[:2] != b"PK":
-                    raise _BadFile("it is not an .npz (zip) archive")
-                archive_size = os.fstat(f.fileno()).st_size
-                f.seek(0)
-                with zipfile.ZipFile(f) as zf:
-                    archive = _Archive(zf, archive_size)
-                    state = _read_network_state(archive)
-                    optimizer_state = _read_optimizer_state(archive) if with_optimizer_state else None
-                net = network_from_state_dict(state)
-            except _BadFile:
-                raise
-            except _CORRUPTION_ERRORS as exc:
-                raise _BadFile(_corruption_message(exc)) from exc
-        except _BadFile as exc:
-            raise ValueError(f"cannot load network from {path!r}: {exc}") from exc.__cause__
+    network_state, optimizer_state = read(path, with_optimizer_state)
+    net = _build_network(network_state)
     if with_optimizer_state:
         return net, optimizer_state
     return net

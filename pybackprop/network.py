@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import _validation
+from . import _validation, io, optim, training
 from ._dispatch import core as _compiled
 
 Network = _compiled.Network
@@ -418,13 +418,12 @@ class MLP:
             (a FloatingPointError) when the loss becomes NaN or infinite; the
             weights from the start of that epoch are restored first.
         """
-        from .training import fit
-
-        return fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                   sample_weight=sample_weight, shuffle=shuffle, seed=seed,
-                   validation_data=validation_data, validation_split=validation_split,
-                   early_stopping=early_stopping, patience=patience, min_delta=min_delta,
-                   callbacks=callbacks, verbose=verbose)
+        return training.fit(self, X, y, epochs=epochs, batch_size=batch_size,
+                            optimizer=optimizer, lr=lr, sample_weight=sample_weight,
+                            shuffle=shuffle, seed=seed, validation_data=validation_data,
+                            validation_split=validation_split, early_stopping=early_stopping,
+                            patience=patience, min_delta=min_delta, callbacks=callbacks,
+                            verbose=verbose)
 
     def predict_proba(self, X):
         """Class probabilities ``(n_samples, n_out)`` of a softmax or sigmoid network."""
@@ -446,12 +445,10 @@ class MLP:
         """Accuracy for classification networks (softmax, or sigmoid with
         binary cross-entropy), else the coefficient of determination R^2
         averaged uniformly over outputs (as scikit-learn's ``r2_score``)."""
-        from .training import accuracy, is_classifier
-
         # The same checks as a training step: shapes, NaN/inf, label ranges.
         X, y, _ = self._core.check_batch(X, y)
-        if is_classifier(self):
-            return accuracy(self, X, y)
+        if training.is_classifier(self):
+            return training.accuracy(self, X, y)
         prediction = self.predict(X)
         y = y.reshape(prediction.shape).astype(np.float64)
         residual = np.sum((y - prediction) ** 2, axis=0)
@@ -466,31 +463,32 @@ class MLP:
     def state_dict(self):
         """Architecture and parameters as plain arrays and strings (copies);
         see :func:`pybackprop.io.state_dict` for the keys."""
-        from . import io
-
         return io.state_dict(self)
 
     def load_state_dict(self, state, strict=True):
         """Copy parameters from a :meth:`state_dict`-style mapping (checked
         completely before anything changes)."""
-        from . import io
-
         io.load_state_dict(self, state, strict=strict)
 
     def save(self, path, optimizer=None):
         """Save architecture, dtype and parameters (and an optimizer's state)
         to an ``.npz`` file; see :func:`pybackprop.io.save`."""
-        from . import io
-
         io.save(self, path, optimizer=optimizer)
 
     @classmethod
     def load(cls, path, with_optimizer_state=False):
         """Load a network saved by :meth:`save` (never unpickles); see
         :func:`pybackprop.load`."""
-        from . import io
-
         return io.load(path, with_optimizer_state=with_optimizer_state)
+
+    @classmethod
+    def _from_network_state(cls, state):
+        """A network on a checked :class:`pybackprop.io.NetworkState`, using
+        its parameter vector in place (no initialisation drawn)."""
+        net = cls.__new__(cls)
+        net._build(state.layer_sizes, state.activations, state.output, state.loss,
+                   state.parameters)
+        return net
 
     def copy(self):
         """An independent network with the same architecture and parameters."""
@@ -498,3 +496,7 @@ class MLP:
         clone._build(self._layer_sizes, self._activations, self._output, self._loss,
                      self._params.copy())
         return clone
+
+
+# io builds the networks it loads with this (io never imports this module).
+io._network_builder = MLP._from_network_state
