@@ -13,15 +13,13 @@ import numpy as np
 import pytest
 
 import pybackprop
-from pybackprop import MLP, reference
+from pybackprop import MLP, _validation, reference
 from pybackprop.optim import SGD, Adam
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-HIDDEN = ["relu", "sigmoid", "tanh", "identity"]
-PAIRS = [("identity", "squared_error"), ("sigmoid", "squared_error"),
-         ("sigmoid", "binary_cross_entropy"), ("softmax", "cross_entropy")]
-DTYPES = ["float64", "float32"]
+HIDDEN = list(_validation.HIDDEN_ACTIVATIONS)
+PAIRS = list(_validation.VALID_PAIRS)
 
 # Around the points where exp overflows or underflows (709/745 in float64,
 # 88/104 in float32), where exp's results turn subnormal, and far beyond.
@@ -81,7 +79,6 @@ def assert_close(got, want, dtype, what, terms=None):
                            f"e.g. got {got[bad][:3]} want {want[bad][:3]}")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output,loss", PAIRS)
 @pytest.mark.parametrize("hidden_act", HIDDEN)
 def test_extreme_preactivations_give_finite_values_matching_reference(hidden_act, output, loss, dtype):
@@ -130,8 +127,7 @@ def test_extreme_preactivations_give_finite_values_matching_reference(hidden_act
     assert not np.array_equal(before, net.parameters) or hidden_act == "relu"
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("output,loss", PAIRS[1:])
+@pytest.mark.parametrize("output,loss", [pair for pair in PAIRS if pair[0] != "identity"])
 def test_saturated_outputs_give_exact_limits(output, loss, dtype):
     """Outputs driven to +-1e30: probabilities exactly 0/1, loss finite and
     linear in the margin, gradients finite."""
@@ -173,7 +169,6 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("lr", [10.0, 1e6, 1e300])
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_fit_divergence_raises_and_restores_start_of_epoch(dtype, optimizer, lr):
     net, X, y = diverging_problem(dtype)
     if optimizer == "adam":
@@ -201,7 +196,6 @@ def test_fit_divergence_raises_and_restores_start_of_epoch(dtype, optimizer, lr)
 
 
 @pytest.mark.parametrize("lr", [10.0, 1e6, 1e300, 1e308])
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_train_step_divergence_never_leaves_non_finite_weights(dtype, lr):
     """Each train_step either returns with finite parameters or raises
     FloatingPointError with the parameters exactly as before the call."""
@@ -225,7 +219,6 @@ def test_train_step_divergence_never_leaves_non_finite_weights(dtype, lr):
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_manual_loop_divergence_is_reported_not_silent(dtype, optimizer):
     """loss_and_grad + optimizer.step with a diverging rate: loss_and_grad
     raises FloatingPointError (gradients and parameters untouched) once the

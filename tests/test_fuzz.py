@@ -30,12 +30,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pybackprop
-from pybackprop import MLP
+from pybackprop import MLP, _validation
 from pybackprop.optim import SGD, Adam, AdamW
 
-HIDDEN = ["relu", "sigmoid", "tanh", "identity"]
-PAIRS = [("identity", "squared_error"), ("sigmoid", "squared_error"),
-         ("sigmoid", "binary_cross_entropy"), ("softmax", "cross_entropy")]
+HIDDEN = list(_validation.HIDDEN_ACTIVATIONS)
+PAIRS = list(_validation.VALID_PAIRS)
 ACCEPTED = (ValueError, TypeError, FloatingPointError)
 
 

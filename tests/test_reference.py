@@ -388,3 +388,19 @@ def test_reference_imports_only_the_standard_library():
             modules.add(node.module.split(".")[0])
     assert modules, "expected at least the math import"
     assert modules <= set(sys.stdlib_module_names), modules - set(sys.stdlib_module_names)
+
+
+def test_reference_names_match_the_library_definition():
+    """reference.py stays standard-library only and so spells its names out;
+    they must be exactly the library's, defined once in _validation."""
+    from pybackprop import _validation
+
+    assert set(ref.HIDDEN_ACTIVATIONS) == set(_validation.HIDDEN_ACTIVATIONS)
+    assert set(ref.OUTPUT_ACTIVATIONS) == set(_validation.OUTPUT_ACTIVATIONS)
+    assert set(ref.LOSSES) == set(_validation.LOSSES)
+    assert set(ref.VALID_PAIRS) == set(_validation.VALID_PAIRS)
+    assert len(ref.VALID_PAIRS) == len(set(ref.VALID_PAIRS))
+    for output, loss in ref.VALID_PAIRS:
+        assert _validation.check_output_loss(output, loss, 2) == (output, loss)
+    for output in ref.OUTPUT_ACTIVATIONS:
+        assert ref._DEFAULT_LOSS[output] == _validation.DEFAULT_LOSS[output]

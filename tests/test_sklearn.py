@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import pybackprop  # noqa: E402
-from pybackprop.datasets import load_digits, train_test_split  # noqa: E402
+from pybackprop.datasets import train_test_split  # noqa: E402
 from pybackprop.sklearn import MLPClassifier, MLPRegressor, TrainingDivergedError  # noqa: E402
 
 # -- scikit-learn's own estimator checks ---------------------------------------
@@ -121,8 +121,9 @@ def test_import_without_sklearn_says_how_to_install():
 
 
 @pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
+def digits_split(digits):
+    """The digits data set split into X_train, X_test, y_train, y_test (a quarter held out)."""
+    X, y = digits
     return train_test_split(X, y, test_size=0.25, seed=0, stratify=True)
 
 
@@ -145,8 +146,8 @@ def _quiet(fn, *args, **kwargs):
 # -- pipelines and grid searches -------------------------------------------------
 
 
-def test_pipeline_grid_search_on_digits(digits):
-    X_train, X_test, y_train, y_test = digits
+def test_pipeline_grid_search_on_digits(digits_split):
+    X_train, X_test, y_train, y_test = digits_split
     pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=60, random_state=0))
     grid = {"mlpclassifier__hidden_layer_sizes": [(16,), (64,)],
             "mlpclassifier__learning_rate_init": [1e-3, 1e-2]}
@@ -356,8 +357,8 @@ def test_partial_fit_refuses_early_stopping():
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
-def test_pickle_and_clone(solver, digits):
-    X_train, X_test, y_train, _ = digits
+def test_pickle_and_clone(solver, digits_split):
+    X_train, X_test, y_train, _ = digits_split
     clf = _quiet(MLPClassifier(hidden_layer_sizes=(16,), solver=solver, max_iter=5,
                                random_state=0).fit, X_train / 16, y_train)
     restored = pickle.loads(pickle.dumps(clf))
