@@ -6,10 +6,16 @@ checks of ``_core``) with a ``ValueError`` or ``TypeError`` that says what
 was expected and what came, before any kernel runs.
 """
 
+from __future__ import annotations
+
 import math
+import os
 import numbers
+from collections.abc import Collection, Sequence
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 # Codes shared with csrc/_activations.pxd (enums Activation and Loss).
 HIDDEN_ACTIVATIONS = {"identity": 0, "sigmoid": 1, "relu": 2, "tanh": 3}
@@ -28,7 +34,23 @@ DEFAULT_LOSS = {"identity": "squared_error", "sigmoid": "binary_cross_entropy",
 DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
-def check_choice(name, value, choices):
+# Names as types, for annotations: a type checker needs them spelled out.
+# tests/test_network.py asserts they equal the tables above, so they cannot
+# drift from the one definition.
+HiddenActivation = Literal["identity", "sigmoid", "relu", "tanh"]
+OutputActivation = Literal["identity", "sigmoid", "softmax"]
+LossName = Literal["squared_error", "binary_cross_entropy", "cross_entropy"]
+DTypeName = Literal["float32", "float64"]
+
+#: A float32 or float64 array (parameters, gradients, outputs).
+FloatArray = NDArray[np.floating[Any]]
+#: A dtype argument: "float32", "float64", or a numpy dtype or type of those.
+DTypeArgument = Union[DTypeName, DTypeLike]
+#: A file path argument.
+PathArgument = Union[str, os.PathLike[str]]
+
+
+def check_choice(name: str, value: object, choices: Collection[str]) -> str:
     """Return value, a str that is one of choices.
 
     Raises ValueError naming the argument and listing the valid choices
@@ -39,7 +61,9 @@ def check_choice(name, value, choices):
     return value
 
 
-def check_real(name, value, low=None, high=None, *, low_open=False, high_open=False):
+def check_real(name: str, value: object, low: Optional[float] = None,
+               high: Optional[float] = None, *, low_open: bool = False,
+               high_open: bool = False) -> float:
     """Return value as a finite float within [low, high].
 
     ``low_open`` / ``high_open`` exclude the bound itself.  A bool is not a
@@ -60,7 +84,7 @@ def check_real(name, value, low=None, high=None, *, low_open=False, high_open=Fa
     return value
 
 
-def check_int(name, value, minimum=1):
+def check_int(name: str, value: object, minimum: int = 1) -> int:
     """Return value as an int >= minimum (bools refused); ValueError otherwise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
             or value < minimum:
@@ -68,11 +92,11 @@ def check_int(name, value, minimum=1):
     return int(value)
 
 
-def check_layer_sizes(layer_sizes):
+def check_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
     """Return layer_sizes as a tuple of positive ints (at least input and output)."""
     if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
         raise TypeError(f"layer_sizes must be a sequence of ints like [2, 2, 1], got {layer_sizes!r}")
-    sizes = []
+    sizes: list[int] = []
     for size in layer_sizes:
         if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral):
             raise TypeError(f"layer sizes must be integers, got {size!r} in {list(layer_sizes)!r}")
@@ -86,7 +110,7 @@ def check_layer_sizes(layer_sizes):
     return tuple(sizes)
 
 
-def check_activations(activation, n_hidden):
+def check_activations(activation: Union[str, Sequence[str]], n_hidden: int) -> tuple[str, ...]:
     """Return one hidden activation name per hidden layer."""
     if isinstance(activation, str):
         names = [activation] * n_hidden
@@ -103,7 +127,7 @@ def check_activations(activation, n_hidden):
     return tuple(names)
 
 
-def check_output_loss(output, loss, n_out):
+def check_output_loss(output: str, loss: Optional[str], n_out: int) -> tuple[str, str]:
     """Return (output, loss) after checking the names and that they fit together."""
     check_choice("output activation", output, OUTPUT_ACTIVATIONS)
     if loss is None:
@@ -118,18 +142,19 @@ def check_output_loss(output, loss, n_out):
     return output, loss
 
 
-def check_dtype(dtype):
+def check_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     """Return the numpy dtype for 'float32' or 'float64' (names or dtypes)."""
+    resolved: Optional[np.dtype[Any]]
     try:
         resolved = np.dtype(dtype)
     except TypeError:
         resolved = None
-    if resolved not in DTYPES.values():
+    if resolved is None or resolved not in DTYPES.values():
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return resolved
 
 
-def check_learning_rate(lr):
+def check_learning_rate(lr: object) -> float:
     """Return lr as a float, finite and >= 0."""
     if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
         raise TypeError(f"learning rate must be a real number, got {lr!r}")
@@ -143,7 +168,7 @@ def check_learning_rate(lr):
 MAX_ROWS = 2**31 - 1
 
 
-def kernel_ready(array, dtype, name="array"):
+def kernel_ready(array: NDArray[Any], dtype: DTypeLike, name: str = "array") -> NDArray[Any]:
     """array as the kernels read it: C-contiguous, aligned, native byte order,
     of this dtype (a copy only when one of those is missing).
 
@@ -166,7 +191,7 @@ def kernel_ready(array, dtype, name="array"):
     return converted
 
 
-def _as_real_array(value, name):
+def _as_real_array(value: ArrayLike, name: str) -> NDArray[Any]:
     """np.asarray(value), refusing anything that is not real numbers."""
     try:
         array = np.asarray(value)
@@ -187,13 +212,14 @@ class BatchSpec:
 
     __slots__ = ("n_in", "n_out", "dtype", "loss")
 
-    def __init__(self, n_in, n_out, dtype, loss):
+    def __init__(self, n_in: int, n_out: int, dtype: np.dtype[Any], loss: str) -> None:
         self.n_in = n_in
         self.n_out = n_out
         self.dtype = dtype
         self.loss = loss
 
-    def __call__(self, X, y, sample_weight):
+    def __call__(self, X: ArrayLike, y: Optional[ArrayLike], sample_weight: Optional[ArrayLike],
+                 ) -> tuple[NDArray[Any], Optional[NDArray[Any]], Optional[NDArray[Any]]]:
         X, single = self.coerce_X(X)
         n = X.shape[0]
         if y is not None:
@@ -202,7 +228,7 @@ class BatchSpec:
             sample_weight = self.coerce_sample_weight(sample_weight, n, single)
         return X, y, sample_weight
 
-    def coerce_X(self, X):
+    def coerce_X(self, X: ArrayLike) -> tuple[NDArray[Any], bool]:
         """X as a C-contiguous (n, n_in) array of the network's dtype.
 
         Returns (X, single) where single says a 1-D sample was given.
@@ -226,7 +252,7 @@ class BatchSpec:
                              "(split it into batches)")
         return kernel_ready(X, self.dtype, "X"), single
 
-    def coerce_y(self, y, n, single):
+    def coerce_y(self, y: ArrayLike, n: int, single: bool) -> NDArray[Any]:
         """y as (n, n_out) targets of the network's dtype, (n,) targets when
         n_out == 1, or (n,) intp class labels for cross-entropy."""
         y = _as_real_array(y, "y")
@@ -257,7 +283,7 @@ class BatchSpec:
             raise ValueError(f"y must have shape {expected}; got {y.ndim}-D shape {y.shape}")
         return kernel_ready(y, self.dtype, "y")
 
-    def coerce_sample_weight(self, sample_weight, n, single):
+    def coerce_sample_weight(self, sample_weight: ArrayLike, n: int, single: bool) -> NDArray[Any]:
         """sample_weight as a contiguous (n,) array of the network's dtype."""
         sample_weight = _as_real_array(sample_weight, "sample_weight")
         if single and sample_weight.ndim == 0:

@@ -31,6 +31,8 @@ the file's contents raises ``ValueError`` naming the file and what is
 wrong.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import os
@@ -38,16 +40,24 @@ import secrets
 import struct
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Optional, Protocol, Union, overload
 
 import numpy as np
 from numpy.lib import format as npy_format
 
 from . import _validation
+from ._validation import FloatArray, PathArgument
 
-__all__ = ["FORMAT_VERSION", "MAX_PARAMETERS", "NetworkState", "state_dict", "load_state_dict",
-           "checked_network_state", "network_from_state_dict", "save", "read", "load"]
+if TYPE_CHECKING:
+    # For annotations only: at run time this module never imports network,
+    # which imports it.
+    from .network import MLP
+
+__all__ = ["FORMAT_VERSION", "MAX_PARAMETERS", "NetworkState", "SupportsStateDict", "state_dict",
+           "load_state_dict", "checked_network_state", "network_from_state_dict", "save", "read",
+           "load"]
 
 #: Version written into ``pybackprop_format``; files with another version are refused.
 FORMAT_VERSION = 1
@@ -79,6 +89,12 @@ _CORRUPTION_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSErro
                       MemoryError, SyntaxError)
 
 
+class SupportsStateDict(Protocol):
+    """What :func:`save` needs of an optimizer: a flat state dict."""
+
+    def state_dict(self) -> Mapping[str, Any]: ...
+
+
 class _BadFile(Exception):
     """A problem found in a file's contents; load() turns it into ValueError."""
 
@@ -86,7 +102,7 @@ class _BadFile(Exception):
 # -- state dicts -----------------------------------------------------------
 
 
-def _parameter_keys(n_layers):
+def _parameter_keys(n_layers: int) -> list[str]:
     """The weight and bias keys of a network with n_layers layers, in parameter order."""
     keys = []
     for i in range(n_layers):
@@ -94,16 +110,16 @@ def _parameter_keys(n_layers):
     return keys
 
 
-def _parameter_shapes(layer_sizes):
+def _parameter_shapes(layer_sizes: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     """{key: shape} of every W_i (n_{i+1}, n_i) and b_i (n_{i+1},)."""
-    shapes = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for i, (n_in, n_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:])):
         shapes[f"W{i}"] = (n_out, n_in)
         shapes[f"b{i}"] = (n_out,)
     return shapes
 
 
-def state_dict(net):
+def state_dict(net: MLP) -> dict[str, Any]:
     """The network's architecture and parameters as plain arrays and strings.
 
     Parameters
@@ -239,7 +255,7 @@ def _converted(value, key, shape, dtype):
     return converted
 
 
-def load_state_dict(net, state, strict=True):
+def load_state_dict(net: MLP, state: Mapping[str, Any], strict: bool = True) -> None:
     """Copy parameters from a state dict into the network, all or nothing.
 
     Parameters
@@ -282,12 +298,12 @@ def load_state_dict(net, state, strict=True):
                                            start=net.parameters)
 
 
-def _check_mapping(state):
+def _check_mapping(state: object) -> None:
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a mapping (dict) of names to arrays, got {type(state).__name__}")
 
 
-def _check_parameter_keys(state, n_layers):
+def _check_parameter_keys(state: Mapping[str, Any], n_layers: int) -> None:
     """A strict state holds every W{i}/b{i} and nothing unknown."""
     param_keys = _parameter_keys(n_layers)
     missing = [k for k in param_keys if k not in state]
@@ -301,7 +317,8 @@ def _check_parameter_keys(state, n_layers):
                          f"{', '.join(_ARCHITECTURE_KEYS)}")
 
 
-def _flat_parameters(state, layer_sizes, dtype, start=None):
+def _flat_parameters(state: Mapping[str, Any], layer_sizes: tuple[int, ...],
+                     dtype: np.dtype[Any], start: Optional[FloatArray] = None) -> FloatArray:
     """The W{i}/b{i} entries of state in one new flat vector (n_params,) of dtype.
 
     Every entry is checked (kind, shape, finite after conversion) before
@@ -344,15 +361,15 @@ class NetworkState:
         of ``dtype``, finite; the new network uses this array in place.
     """
 
-    layer_sizes: tuple
-    activations: tuple
+    layer_sizes: tuple[int, ...]
+    activations: tuple[str, ...]
     output: str
     loss: str
-    dtype: np.dtype
-    parameters: np.ndarray
+    dtype: np.dtype[Any]
+    parameters: FloatArray
 
 
-def checked_network_state(state):
+def checked_network_state(state: Mapping[str, Any]) -> NetworkState:
     """Check a state dict completely and return it as a :class:`NetworkState`.
 
     Parameters
@@ -405,7 +422,7 @@ def checked_network_state(state):
     return NetworkState(sizes, activations, output, loss, dtype, parameters)
 
 
-def network_from_state_dict(state):
+def network_from_state_dict(state: Mapping[str, Any]) -> MLP:
     """A new network built and filled from a state dict.
 
     Parameters
@@ -430,10 +447,12 @@ def network_from_state_dict(state):
 # sets it when it is imported (``import pybackprop`` always imports it), so
 # that this module can return networks without importing network.py: the
 # layers go one way, network -> io.
-_network_builder = None
+_network_builder: Optional[Callable[[NetworkState], MLP]] = None
 
 
-def _build_network(network_state):
+def _build_network(network_state: NetworkState) -> MLP:
+    if _network_builder is None:  # only if this module were loaded outside its package
+        raise RuntimeError("pybackprop.io needs pybackprop.network: import pybackprop first")
     return _network_builder(network_state)
 
 
@@ -459,7 +478,7 @@ def _as_file_array(value, key):
                     "supported values are bool, int, float, str and ndarray")
 
 
-def save(net, path, optimizer=None):
+def save(net: MLP, path: PathArgument, optimizer: Optional[SupportsStateDict] = None) -> None:
     """Write the network (and optionally an optimizer's state) to an ``.npz`` file.
 
     Parameters
@@ -693,7 +712,8 @@ def _read_optimizer_state(archive):
     return state
 
 
-def read(path, with_optimizer_state=False):
+def read(path: PathArgument, with_optimizer_state: bool = False,
+         ) -> tuple[NetworkState, Optional[dict[str, Any]]]:
     """Read and check a network file written by :func:`save`, without building a network.
 
     Parameters
@@ -742,7 +762,22 @@ def read(path, with_optimizer_state=False):
     return network_state, optimizer_state
 
 
-def load(path, with_optimizer_state=False):
+@overload
+def load(path: PathArgument, with_optimizer_state: Literal[False] = ...) -> MLP: ...
+
+
+@overload
+def load(path: PathArgument, with_optimizer_state: Literal[True],
+         ) -> tuple[MLP, Optional[dict[str, Any]]]: ...
+
+
+@overload
+def load(path: PathArgument, with_optimizer_state: bool,
+         ) -> Union[MLP, tuple[MLP, Optional[dict[str, Any]]]]: ...
+
+
+def load(path: PathArgument, with_optimizer_state: bool = False,
+         ) -> Union[MLP, tuple[MLP, Optional[dict[str, Any]]]]:
     """Read a network written by :func:`save`.
 
     Parameters

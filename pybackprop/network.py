@@ -1,8 +1,16 @@
 """The MLP class: validation, parameter layout and dispatch to the compiled core."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, Optional, Union, overload
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _validation, io, optim, training
+from ._validation import (DTypeArgument, FloatArray, HiddenActivation, LossName,
+                          OutputActivation, PathArgument)
 from ._dispatch import core as _compiled
 
 Network = _compiled.Network
@@ -11,7 +19,7 @@ Network = _compiled.Network
 _INIT_CHUNK_VALUES = 8192
 
 
-class ParameterList(list):
+class ParameterList(list[FloatArray]):
     """A list of live parameter arrays (views of the network's parameters).
 
     Writing into an array (``net.weights[0][...] = W``) changes the network.
@@ -19,7 +27,7 @@ class ParameterList(list):
     array after checking its shape, so it changes the network too.
     """
 
-    def __setitem__(self, index, value):
+    def __setitem__(self, index: Any, value: Any) -> None:
         if not isinstance(index, (int, np.integer)):
             raise TypeError("assign one parameter array at a time: net.weights[i] = array")
         target = self[index]
@@ -30,10 +38,10 @@ class ParameterList(list):
             raise ValueError(f"parameter {index} must be finite")
         target[...] = value
 
-    def __delitem__(self, index):
+    def __delitem__(self, index: Any) -> None:
         raise TypeError("the network's parameter list has a fixed length")
 
-    def append(self, value):
+    def append(self, value: Any) -> None:
         raise TypeError("the network's parameter list has a fixed length")
 
 
@@ -87,17 +95,20 @@ class MLP:
     train in parallel.
     """
 
-    def __init__(self, layer_sizes, activation="relu", output="identity", loss=None,
-                 dtype="float64", seed=None):
+    def __init__(self, layer_sizes: Sequence[int],
+                 activation: Union[HiddenActivation, Sequence[HiddenActivation]] = "relu",
+                 output: OutputActivation = "identity", loss: Optional[LossName] = None,
+                 dtype: DTypeArgument = "float64", seed: Optional[int] = None) -> None:
         sizes = _validation.check_layer_sizes(layer_sizes)
         activations = _validation.check_activations(activation, len(sizes) - 2)
-        output, loss = _validation.check_output_loss(output, loss, sizes[-1])
-        dtype = _validation.check_dtype(dtype)
+        output_name, loss_name = _validation.check_output_loss(output, loss, sizes[-1])
+        np_dtype = _validation.check_dtype(dtype)
         n_params = sum(n_out * n_in + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-        self._build(sizes, activations, output, loss, np.zeros(n_params, dtype=dtype))
+        self._build(sizes, activations, output_name, loss_name, np.zeros(n_params, dtype=np_dtype))
         self.initialize(seed)
 
-    def _build(self, sizes, activations, output, loss, params):
+    def _build(self, sizes: tuple[int, ...], activations: tuple[str, ...], output: str,
+               loss: str, params: FloatArray) -> None:
         """Wire the compiled core to params, a flat vector it uses in place."""
         self._layer_sizes = sizes
         self._activations = activations
@@ -112,7 +123,7 @@ class MLP:
         self._weight_views, self._bias_views = self._views(params)
         self._grad_weight_views, self._grad_bias_views = self._views(self._core.grads)
 
-    def _views(self, flat):
+    def _views(self, flat: FloatArray) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]:
         """Per-layer (W, b) views into a flat parameter-layout vector."""
         weights, biases = [], []
         offset = 0
@@ -123,7 +134,7 @@ class MLP:
             offset += n_out
         return tuple(weights), tuple(biases)
 
-    def initialize(self, seed=None):
+    def initialize(self, seed: Optional[int] = None) -> None:
         """Draw fresh initial weights (He or Glorot uniform) and zero biases.
 
         Parameters
@@ -148,60 +159,62 @@ class MLP:
     # -- description --------------------------------------------------------
 
     @property
-    def layer_sizes(self):
+    def layer_sizes(self) -> tuple[int, ...]:
         """tuple of int: ``(n_in, n_hidden..., n_out)``."""
         return self._layer_sizes
 
     @property
-    def activations(self):
+    def activations(self) -> tuple[str, ...]:
         """tuple of str: the activation of each hidden layer."""
         return self._activations
 
     @property
-    def output(self):
+    def output(self) -> str:
         """str: the output activation."""
         return self._output
 
     @property
-    def loss_name(self):
+    def loss_name(self) -> str:
         """str: the loss function's name."""
         return self._loss
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         """numpy.dtype: float32 or float64."""
         return self._params.dtype
 
     @property
-    def n_in(self):
+    def n_in(self) -> int:
+        """int: number of inputs (features)."""
         return self._layer_sizes[0]
 
     @property
-    def n_out(self):
+    def n_out(self) -> int:
+        """int: number of outputs."""
         return self._layer_sizes[-1]
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         """int: number of weights and biases."""
         return self._params.shape[0]
 
     @property
-    def weights(self):
+    def weights(self) -> ParameterList:
         """list of ndarray (n_out, n_in): the live weight matrices, first layer first."""
         return ParameterList(self._weight_views)
 
     @property
-    def biases(self):
+    def biases(self) -> ParameterList:
         """list of ndarray (n_out,): the live bias vectors."""
         return ParameterList(self._bias_views)
 
     @property
-    def parameters(self):
+    def parameters(self) -> FloatArray:
         """ndarray (n_params,): every weight and bias in one live flat vector
         (per layer, ``W`` row-major then ``b``)."""
         return self._params
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         acts = self._activations
         activation = repr(acts[0]) if len(set(acts)) == 1 else repr(list(acts))
         return (f"MLP({list(self._layer_sizes)}, activation={activation}, output={self._output!r}, "
@@ -209,7 +222,7 @@ class MLP:
 
     # -- computation --------------------------------------------------------
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> FloatArray:
         """Network outputs ``A_L``.
 
         Parameters
@@ -229,7 +242,7 @@ class MLP:
             return self._core.predict(X.reshape(1, -1) if X.shape[0] == self.n_in else X)[0]
         return self._core.predict(X)
 
-    def loss(self, X, y, sample_weight=None):
+    def loss(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> float:
         """Weighted mean loss of a batch; the network is not changed.
 
         Parameters
@@ -246,7 +259,21 @@ class MLP:
         """
         return self._core.loss(X, y, sample_weight)
 
-    def loss_and_grad(self, X, y, sample_weight=None, *, input_grad=False, copy=False):
+    @overload
+    def loss_and_grad(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = ...,
+                      *, input_grad: Literal[False] = ..., copy: bool = ...,
+                      ) -> tuple[float, tuple[FloatArray, ...], tuple[FloatArray, ...]]: ...
+
+    @overload
+    def loss_and_grad(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = ...,
+                      *, input_grad: Literal[True], copy: bool = ...,
+                      ) -> tuple[float, tuple[FloatArray, ...], tuple[FloatArray, ...], FloatArray]: ...
+
+    def loss_and_grad(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None,
+                      *, input_grad: bool = False, copy: bool = False,
+                      ) -> Union[tuple[float, tuple[FloatArray, ...], tuple[FloatArray, ...]],
+                                 tuple[float, tuple[FloatArray, ...], tuple[FloatArray, ...],
+                                       FloatArray]]:
         """Loss of a batch and its gradient with respect to every parameter.
 
         Parameters
@@ -282,7 +309,8 @@ class MLP:
             return loss, grad_weights, grad_biases, dX
         return loss, grad_weights, grad_biases
 
-    def train_step(self, X, y, lr, sample_weight=None):
+    def train_step(self, X: ArrayLike, y: ArrayLike, lr: float,
+                   sample_weight: Optional[ArrayLike] = None) -> float:
         """One plain SGD step on a batch: ``W -= lr * dW``, ``b -= lr * db``.
 
         The update is fused into the backward pass (each layer's ``dW`` is
@@ -313,7 +341,19 @@ class MLP:
             lr = _validation.check_learning_rate(lr)
         return self._core.train_step(X, y, sample_weight, lr)
 
-    def backward(self, X, grad_output, *, input_grad=False, copy=False):
+    @overload
+    def backward(self, X: ArrayLike, grad_output: ArrayLike, *, input_grad: Literal[False] = ...,
+                 copy: bool = ...) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]]: ...
+
+    @overload
+    def backward(self, X: ArrayLike, grad_output: ArrayLike, *, input_grad: Literal[True],
+                 copy: bool = ...,
+                 ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...], FloatArray]: ...
+
+    def backward(self, X: ArrayLike, grad_output: ArrayLike, *, input_grad: bool = False,
+                 copy: bool = False,
+                 ) -> Union[tuple[tuple[FloatArray, ...], tuple[FloatArray, ...]],
+                            tuple[tuple[FloatArray, ...], tuple[FloatArray, ...], FloatArray]]:
         """Backpropagate a gradient of your own loss with respect to the outputs.
 
         For losses the library does not have: compute ``A = net.predict(X)``,
@@ -355,10 +395,15 @@ class MLP:
 
     # -- training -------------------------------------------------------------
 
-    def fit(self, X, y, *, epochs=10, batch_size=32, optimizer="sgd", lr=None,
-            sample_weight=None, shuffle=True, seed=None, validation_data=None,
-            validation_split=0.0, early_stopping=False, patience=10, min_delta=0.0,
-            callbacks=(), verbose=False):
+    def fit(self, X: ArrayLike, y: ArrayLike, *, epochs: int = 10, batch_size: int = 32,
+            optimizer: Union[optim.OptimizerName, optim.Optimizer] = "sgd",
+            lr: Optional[float] = None, sample_weight: Optional[ArrayLike] = None,
+            shuffle: bool = True, seed: Optional[int] = None,
+            validation_data: Optional[training.ValidationData] = None,
+            validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
+            min_delta: float = 0.0,
+            callbacks: Union[training.Callback, Iterable[training.Callback]] = (),
+            verbose: bool = False) -> training.History:
         """Train by minibatch gradient descent.
 
         Each epoch (shuffling, minibatching, forward, backward and the
@@ -425,13 +470,13 @@ class MLP:
                             patience=patience, min_delta=min_delta, callbacks=callbacks,
                             verbose=verbose)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> FloatArray:
         """Class probabilities ``(n_samples, n_out)`` of a softmax or sigmoid network."""
         if self._output == "identity":
             raise ValueError("predict_proba needs a softmax or sigmoid output; this network's is identity")
         return self.predict(X)
 
-    def predict_classes(self, X):
+    def predict_classes(self, X: ArrayLike) -> NDArray[np.intp]:
         """Predicted classes: the argmax of a softmax output ``(n_samples,)``;
         for a sigmoid output, each output thresholded at 0.5 (``(n_samples,)``
         when there is one output, else ``(n_samples, n_out)`` of 0/1)."""
@@ -441,12 +486,13 @@ class MLP:
         classes = (probabilities > 0.5).astype(np.intp)
         return classes[..., 0] if self.n_out == 1 else classes
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Accuracy for classification networks (softmax, or sigmoid with
         binary cross-entropy), else the coefficient of determination R^2
         averaged uniformly over outputs (as scikit-learn's ``r2_score``)."""
         # The same checks as a training step: shapes, NaN/inf, label ranges.
-        X, y, _ = self._core.check_batch(X, y)
+        checked: tuple[NDArray[Any], NDArray[Any], None] = self._core.check_batch(X, y)
+        X, y, _ = checked
         if training.is_classifier(self):
             return training.accuracy(self, X, y)
         prediction = self.predict(X)
@@ -460,29 +506,44 @@ class MLP:
 
     # -- persistence ----------------------------------------------------------
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Architecture and parameters as plain arrays and strings (copies);
         see :func:`pybackprop.io.state_dict` for the keys."""
         return io.state_dict(self)
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
         """Copy parameters from a :meth:`state_dict`-style mapping (checked
         completely before anything changes)."""
         io.load_state_dict(self, state, strict=strict)
 
-    def save(self, path, optimizer=None):
+    def save(self, path: PathArgument, optimizer: Optional[io.SupportsStateDict] = None) -> None:
         """Save architecture, dtype and parameters (and an optimizer's state)
         to an ``.npz`` file; see :func:`pybackprop.io.save`."""
         io.save(self, path, optimizer=optimizer)
 
+    @overload
     @classmethod
-    def load(cls, path, with_optimizer_state=False):
+    def load(cls, path: PathArgument, with_optimizer_state: Literal[False] = ...) -> MLP: ...
+
+    @overload
+    @classmethod
+    def load(cls, path: PathArgument, with_optimizer_state: Literal[True],
+             ) -> tuple[MLP, Optional[dict[str, Any]]]: ...
+
+    @overload
+    @classmethod
+    def load(cls, path: PathArgument, with_optimizer_state: bool,
+             ) -> Union[MLP, tuple[MLP, Optional[dict[str, Any]]]]: ...
+
+    @classmethod
+    def load(cls, path: PathArgument, with_optimizer_state: bool = False,
+             ) -> Union[MLP, tuple[MLP, Optional[dict[str, Any]]]]:
         """Load a network saved by :meth:`save` (never unpickles); see
         :func:`pybackprop.load`."""
         return io.load(path, with_optimizer_state=with_optimizer_state)
 
     @classmethod
-    def _from_network_state(cls, state):
+    def _from_network_state(cls, state: io.NetworkState) -> MLP:
         """A network on a checked :class:`pybackprop.io.NetworkState`, using
         its parameter vector in place (no initialisation drawn)."""
         net = cls.__new__(cls)
@@ -490,7 +551,7 @@ class MLP:
                    state.parameters)
         return net
 
-    def copy(self):
+    def copy(self) -> MLP:
         """An independent network with the same architecture and parameters."""
         clone = MLP.__new__(MLP)
         clone._build(self._layer_sizes, self._activations, self._output, self._loss,

@@ -20,12 +20,26 @@ n_samples`` term, and its momentum update is ``v := mu v - lr g``, which
 equals PyTorch's rule only for a constant learning rate.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional
 
 import numpy as np
 
 from . import _validation
+
+if TYPE_CHECKING:
+    # For annotations only: at run time this module never imports network,
+    # which imports it.
+    from .network import MLP
+
+#: The optimizer names ``fit`` accepts (see :func:`make_optimizer`).
+OptimizerName = Literal["sgd", "adam", "adamw"]
+#: ``schedule(epoch) -> factor`` of the base learning rate.
+Schedule = Callable[[int], float]
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "ExponentialLR", "CosineLR"]
 
@@ -53,11 +67,11 @@ class Optimizer:
         at the start of every epoch.
     """
 
-    kind = None
+    kind: ClassVar[Optional[str]] = None
     # The names of the vectors _state() returns, in its order, as state_dict() shows them.
-    _state_names = ()
+    _state_names: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, net, lr, schedule=None):
+    def __init__(self, net: MLP, lr: float, schedule: Optional[Schedule] = None) -> None:
         # Checked by what the update uses rather than by class: this module
         # sits below network.py and never imports it.
         if not all(hasattr(net, name) for name in ("n_params", "dtype", "parameters")) \
@@ -78,7 +92,7 @@ class Optimizer:
     def _config(self):
         raise NotImplementedError
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> float:
         """Set ``lr`` for a 0-based epoch from the schedule (no-op without one)."""
         if self.schedule is not None:
             factor = self.schedule(epoch)
@@ -88,14 +102,14 @@ class Optimizer:
             self.lr = self.base_lr * float(factor)
         return self.lr
 
-    def step(self):
+    def step(self) -> None:
         """Update the network from its gradient buffers (the last
         ``loss_and_grad`` or ``backward``), in place."""
         self.lr = _validation.check_learning_rate(self.lr)
         state1, state2 = self._state()
         self.step_count = self.net._core.optimizer_step(self._config(), self.step_count, state1, state2)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Zero the network's gradient buffers.
 
         pybackprop's ``loss_and_grad`` overwrites the gradients rather than
@@ -104,12 +118,12 @@ class Optimizer:
         """
         self.net._core.grads[...] = 0
 
-    def _named_state(self):
+    def _named_state(self) -> list[tuple[str, str, Any]]:
         """(name, name in 0.1.0, live vector) of each state vector in use."""
         return [(name, legacy, vector) for name, legacy, vector
                 in zip(self._state_names, _STATE_NAMES_0_1_0, self._state()) if vector is not None]
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Hyperparameters, step count and state vectors (copies), as a flat dict.
 
         Returns
@@ -128,7 +142,7 @@ class Optimizer:
             state[name] = vector.copy()
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (checked before anything changes).
 
         States saved by pybackprop 0.1.0, whose vectors were named
@@ -162,18 +176,18 @@ class Optimizer:
         for current, value in arrays:
             current[...] = value
 
-    def _hyperparameters(self):
+    def _hyperparameters(self) -> dict[str, Any]:
         return {}
 
-    def _set_hyperparameters(self, **hyper):
+    def _set_hyperparameters(self, **hyper: Any) -> None:
         for key, value in hyper.items():
             setattr(self, key, value)
         self._check()
 
-    def _check(self):
+    def _check(self) -> None:
         pass
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self._hyperparameters().items())
         return f"{type(self).__name__}(lr={self.lr!r}, {params})"
 
@@ -210,8 +224,9 @@ class SGD(Optimizer):
     kind = "sgd"
     _state_names = ("momentum_buffer",)
 
-    def __init__(self, net, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0, schedule=None):
+    def __init__(self, net: MLP, lr: float = 0.01, momentum: float = 0.0,
+                 dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+                 schedule: Optional[Schedule] = None) -> None:
         super().__init__(net, lr, schedule)
         self.momentum = momentum
         self.dampening = dampening
@@ -238,7 +253,7 @@ class SGD(Optimizer):
         return (self._velocity if self.momentum != 0 else None), None
 
     @property
-    def fused(self):
+    def fused(self) -> bool:
         """True when the update can run inside the backward pass."""
         return self.momentum == 0 and self.weight_decay == 0
 
@@ -278,8 +293,9 @@ class Adam(Optimizer):
     kind = "adam"
     _state_names = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, net, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 decoupled=False, schedule=None):
+    def __init__(self, net: MLP, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False,
+                 schedule: Optional[Schedule] = None) -> None:
         super().__init__(net, lr, schedule)
         try:
             self.beta1, self.beta2 = betas
@@ -302,7 +318,7 @@ class Adam(Optimizer):
         self.decoupled = bool(self.decoupled)
 
     @property
-    def betas(self):
+    def betas(self) -> tuple[float, float]:
         return (self.beta1, self.beta2)
 
     def _hyperparameters(self):
@@ -320,12 +336,13 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (default 0.01), as ``torch.optim.AdamW``."""
 
-    def __init__(self, net, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
-                 schedule=None):
+    def __init__(self, net: MLP, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01,
+                 schedule: Optional[Schedule] = None) -> None:
         super().__init__(net, lr, betas, eps, weight_decay, decoupled=True, schedule=schedule)
 
 
-def make_optimizer(net, optimizer, lr):
+def make_optimizer(net: MLP, optimizer: OptimizerName | Optimizer, lr: Optional[float]) -> Optimizer:
     """An Optimizer from a name ("sgd", "adam", "adamw") or an instance."""
     if isinstance(optimizer, Optimizer):
         if optimizer.net is not net:
@@ -343,27 +360,27 @@ def make_optimizer(net, optimizer, lr):
 class StepLR:
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
 
-    def __init__(self, step_size, gamma=0.1):
+    def __init__(self, step_size: int, gamma: float = 0.1) -> None:
         self.step_size = _validation.check_int("step_size", step_size, 1)
         self.gamma = _validation.check_real("gamma", gamma, 0.0)
 
-    def __call__(self, epoch):
+    def __call__(self, epoch: int) -> float:
         return self.gamma ** (epoch // self.step_size)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"StepLR(step_size={self.step_size}, gamma={self.gamma})"
 
 
 class ExponentialLR:
     """Multiply the learning rate by ``gamma`` every epoch."""
 
-    def __init__(self, gamma):
+    def __init__(self, gamma: float) -> None:
         self.gamma = _validation.check_real("gamma", gamma, 0.0)
 
-    def __call__(self, epoch):
+    def __call__(self, epoch: int) -> float:
         return self.gamma ** epoch
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ExponentialLR(gamma={self.gamma})"
 
 
@@ -371,13 +388,13 @@ class CosineLR:
     """Cosine annealing from 1 to ``min_factor`` over ``t_max`` epochs, then flat:
     ``min_factor + (1 - min_factor) (1 + cos(pi min(epoch, t_max) / t_max)) / 2``."""
 
-    def __init__(self, t_max, min_factor=0.0):
+    def __init__(self, t_max: int, min_factor: float = 0.0) -> None:
         self.t_max = _validation.check_int("t_max", t_max, 1)
         self.min_factor = _validation.check_real("min_factor", min_factor, 0.0, 1.0)
 
-    def __call__(self, epoch):
+    def __call__(self, epoch: int) -> float:
         progress = min(epoch, self.t_max) / self.t_max
         return self.min_factor + (1 - self.min_factor) * (1 + math.cos(math.pi * progress)) / 2
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"CosineLR(t_max={self.t_max}, min_factor={self.min_factor})"

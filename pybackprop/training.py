@@ -1,12 +1,30 @@
 """``MLP.fit``: minibatch training with the epoch loop in compiled code."""
 
+from __future__ import annotations
+
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _validation, optim
+
+if TYPE_CHECKING:
+    # For annotations only: at run time this module never imports network,
+    # which imports it.
+    from .network import MLP
+
+#: ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)`` (None: unweighted).
+ValidationData = Union[Tuple[ArrayLike, ArrayLike],
+                       Tuple[ArrayLike, ArrayLike, Optional[ArrayLike]]]
+#: ``callback(net, epoch, logs) -> stop``: called after every epoch of ``fit``
+#: with ``logs`` a dict (epoch, loss, lr, val_loss, val_accuracy); a true
+#: result stops training.
+Callback = Callable[["MLP", int, Dict[str, float]], object]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -16,7 +34,7 @@ class TrainingDiverged(FloatingPointError):
     epoch in which that happened; ``history`` holds the epochs completed.
     """
 
-    def __init__(self, message, history):
+    def __init__(self, message: str, history: History) -> None:
         super().__init__(message)
         self.history = history
 
@@ -51,25 +69,25 @@ class History:
         Training samples processed per second (validation excluded).
     """
 
-    loss: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    val_accuracy: list = field(default_factory=list)
-    lr: list = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
     epochs_run: int = 0
-    best_epoch: object = None
-    best_loss: object = None
+    best_epoch: Optional[int] = None
+    best_loss: Optional[float] = None
     stopped_early: bool = False
     restored_best: bool = False
     time: float = 0.0
     samples_per_second: float = 0.0
 
 
-def is_classifier(net):
+def is_classifier(net: MLP) -> bool:
     """True for networks whose outputs are class probabilities."""
     return net.output == "softmax" or net.loss_name == "binary_cross_entropy"
 
 
-def accuracy(net, X, y):
+def accuracy(net: MLP, X: ArrayLike, y: ArrayLike) -> float:
     """Fraction of samples classified correctly.
 
     Softmax networks: the argmax of the outputs against integer labels (or
@@ -85,7 +103,10 @@ def accuracy(net, X, y):
     return float(np.mean((probabilities > 0.5) == (y.reshape(probabilities.shape) > 0.5)))
 
 
-def _split_validation(X, y, sample_weight, fraction, rng):
+def _split_validation(X: NDArray[Any], y: NDArray[Any], sample_weight: Optional[NDArray[Any]],
+                      fraction: float, rng: np.random.Generator,
+                      ) -> tuple[tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]],
+                                 tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]]:
     n = X.shape[0]
     n_val = int(round(fraction * n))
     if n_val < 1 or n_val >= n:
@@ -97,9 +118,13 @@ def _split_validation(X, y, sample_weight, fraction, rng):
     return (X[train], y[train], pick(sample_weight, train)), (X[val], y[val], pick(sample_weight, val))
 
 
-def fit(net, X, y, *, epochs=10, batch_size=32, optimizer="sgd", lr=None, sample_weight=None,
-        shuffle=True, seed=None, validation_data=None, validation_split=0.0,
-        early_stopping=False, patience=10, min_delta=0.0, callbacks=(), verbose=False):
+def fit(net: MLP, X: ArrayLike, y: ArrayLike, *, epochs: int = 10, batch_size: int = 32,
+        optimizer: Union[optim.OptimizerName, optim.Optimizer] = "sgd",
+        lr: Optional[float] = None, sample_weight: Optional[ArrayLike] = None,
+        shuffle: bool = True, seed: Optional[int] = None,
+        validation_data: Optional[ValidationData] = None, validation_split: float = 0.0,
+        early_stopping: bool = False, patience: int = 10, min_delta: float = 0.0,
+        callbacks: Union[Callback, Iterable[Callback]] = (), verbose: bool = False) -> History:
     """Train ``net`` by minibatch gradient descent; see :meth:`MLP.fit`."""
     start_time = time.perf_counter()
     epochs = _validation.check_int("epochs", epochs)
@@ -120,7 +145,9 @@ def fit(net, X, y, *, epochs=10, batch_size=32, optimizer="sgd", lr=None, sample
     rng = np.random.default_rng(seed)
 
     # Validate and convert the whole data set once; epochs then run on it as is.
-    X, y, sample_weight = core.check_batch(X, y, sample_weight)
+    checked: tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]] = \
+        core.check_batch(X, y, sample_weight)
+    X, y, sample_weight = checked
     if validation_split > 0:
         (X, y, sample_weight), validation_data = _split_validation(X, y, sample_weight,
                                                                    validation_split, rng)

@@ -539,3 +539,21 @@ def test_python_layers_import_one_way():
     for name in ("io", "training", "optim"):
         assert (f"pybackprop.{name}", True) in network_imports, f"network.py imports {name} at its top"
     assert all(top_level for _, top_level in network_imports), "network.py imports inside a function"
+
+
+def test_name_types_equal_the_name_tables():
+    """The Literal types in annotations spell the names out (a type checker
+    needs that); they must be exactly the tables the library validates with."""
+    from typing import get_args
+
+    from pybackprop import optim
+
+    assert set(get_args(_validation.HiddenActivation)) == set(_validation.HIDDEN_ACTIVATIONS)
+    assert set(get_args(_validation.OutputActivation)) == set(_validation.OUTPUT_ACTIVATIONS)
+    assert set(get_args(_validation.LossName)) == set(_validation.LOSSES)
+    assert set(get_args(_validation.DTypeName)) == set(_validation.DTYPES)
+    net = MLP([2, 2], seed=0)
+    for name in get_args(optim.OptimizerName):
+        assert isinstance(optim.make_optimizer(net, name, None), optim.Optimizer)
+    with pytest.raises(ValueError, match="valid choices: " + ", ".join(sorted(get_args(optim.OptimizerName))) + "$"):
+        optim.make_optimizer(net, "rmsprop", None)

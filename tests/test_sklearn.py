@@ -623,3 +623,15 @@ def test_sklearn_pipeline_example_runs():
     assert "Traceback" not in result.stderr
     assert re.search(r"held-out accuracy: 0\.9[5-9]\d*\n", result.stdout), result.stdout
     assert "pickled and restored: identical probabilities = True" in result.stdout
+
+
+def test_activation_names_are_the_library_names_with_the_logistic_alias():
+    from typing import get_args
+
+    from pybackprop import _validation
+    from pybackprop import sklearn as psk
+
+    assert set(get_args(psk.Activation)) == set(psk._ACTIVATIONS)
+    assert set(psk._ACTIVATIONS.values()) == set(_validation.HIDDEN_ACTIVATIONS)
+    assert psk._ACTIVATIONS["logistic"] == "sigmoid" and "sigmoid" not in psk._ACTIVATIONS
+    assert psk._OUT_ACTIVATIONS == {"identity": "identity", "sigmoid": "logistic", "softmax": "softmax"}
