@@ -22,6 +22,13 @@ file can be read with ``numpy.load(path, allow_pickle=False)`` by any
 program; weights are stored in the network's dtype, so a round trip is
 bit-identical.
 
+The optimizer entries are the optimizer's ``state_dict()``: for
+:class:`pybackprop.optim.SGD` with momentum ``optimizer/momentum_buffer``,
+for :class:`~pybackprop.optim.Adam` ``optimizer/exp_avg`` and
+``optimizer/exp_avg_sq`` next to the hyperparameters and step count
+(pybackprop 0.1.0 named the vectors ``state1`` and ``state2``; the
+optimizers' ``load_state_dict`` reads both).
+
 Loading trusts nothing in the file.  It never unpickles, never executes
 anything, and reads every ``.npy`` header before reading the data behind
 it: dtypes, shapes and sizes are checked against the architecture and
@@ -29,6 +36,11 @@ against the bytes actually present, and the parameter count is capped
 (:data:`MAX_PARAMETERS`) before anything is allocated.  Every problem with
 the file's contents raises ``ValueError`` naming the file and what is
 wrong.
+
+This module reads and checks (:func:`read`, :func:`checked_network_state`
+return a :class:`NetworkState`); ``pybackprop.network``, which imports
+this module and never the other way round, builds the
+:class:`~pybackprop.MLP` from it.
 """
 
 from __future__ import annotations

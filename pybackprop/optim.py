@@ -46,10 +46,6 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "ExponentialLR", "Cosi
 # Optimizer kinds of the compiled core (csrc/_core.pyx, enum OptimizerKind).
 _FUSED_SGD, _SGD, _ADAM = 0, 1, 2
 
-# pybackprop 0.1.0 saved the state vectors under these names, by position;
-# load_state_dict still reads them so that its files keep loading.
-_STATE_NAMES_0_1_0 = ("state1", "state2")
-
 
 class Optimizer:
     """Base class: a learning rate, an optional schedule and per-parameter state.
@@ -70,12 +66,14 @@ class Optimizer:
     kind: ClassVar[Optional[str]] = None
     # The names of the vectors _state() returns, in its order, as state_dict() shows them.
     _state_names: ClassVar[tuple[str, ...]] = ()
+    # pybackprop 0.1.0 saved them as these, by position; load_state_dict still
+    # reads them so that its files keep loading.
+    _state_names_0_1_0: ClassVar[tuple[str, ...]] = ("state1", "state2")
 
     def __init__(self, net: MLP, lr: float, schedule: Optional[Schedule] = None) -> None:
         # Checked by what the update uses rather than by class: this module
         # sits below network.py and never imports it.
-        if not all(hasattr(net, name) for name in ("n_params", "dtype", "parameters")) \
-                or not hasattr(getattr(net, "_core", None), "optimizer_step"):
+        if not all(hasattr(net, name) for name in ("n_params", "dtype", "parameters", "_core")):
             raise TypeError(f"optimizer needs a pybackprop.MLP, got {type(net).__name__}")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be callable (epoch -> factor), got {schedule!r}")
@@ -121,7 +119,7 @@ class Optimizer:
     def _named_state(self) -> list[tuple[str, str, Any]]:
         """(name, name in 0.1.0, live vector) of each state vector in use."""
         return [(name, legacy, vector) for name, legacy, vector
-                in zip(self._state_names, _STATE_NAMES_0_1_0, self._state()) if vector is not None]
+                in zip(self._state_names, self._state_names_0_1_0, self._state()) if vector is not None]
 
     def state_dict(self) -> dict[str, Any]:
         """Hyperparameters, step count and state vectors (copies), as a flat dict.
