@@ -557,3 +557,25 @@ def test_name_types_equal_the_name_tables():
         assert isinstance(optim.make_optimizer(net, name, None), optim.Optimizer)
     with pytest.raises(ValueError, match="valid choices: " + ", ".join(sorted(get_args(optim.OptimizerName))) + "$"):
         optim.make_optimizer(net, "rmsprop", None)
+
+
+def test_shared_validators_say_what_was_expected_and_what_came():
+    assert _validation.check_real("momentum", 0.5, 0.0, 1.0, high_open=True) == 0.5
+    assert _validation.check_int("epochs", np.int64(3)) == 3
+    assert _validation.check_choice("loss", "cross_entropy", _validation.LOSSES) == "cross_entropy"
+    with pytest.raises(TypeError, match="momentum must be a real number, got 'x'"):
+        _validation.check_real("momentum", "x")
+    with pytest.raises(TypeError, match="momentum must be a real number, got True"):
+        _validation.check_real("momentum", True)
+    with pytest.raises(ValueError, match="eps must be finite, got nan"):
+        _validation.check_real("eps", float("nan"))
+    with pytest.raises(ValueError, match=r"eps must be > 0.0, got 0.0"):
+        _validation.check_real("eps", 0, 0.0, low_open=True)
+    with pytest.raises(ValueError, match=r"momentum must be < 1.0, got 1.0"):
+        _validation.check_real("momentum", 1.0, 0.0, 1.0, high_open=True)
+    with pytest.raises(ValueError, match=r"epochs must be an integer >= 1, got 2.5"):
+        _validation.check_int("epochs", 2.5)
+    with pytest.raises(ValueError, match=r"patience must be an integer >= 1, got False"):
+        _validation.check_int("patience", False)
+    with pytest.raises(ValueError, match=r"unknown solver 'lbfgs'; valid choices: adam, sgd$"):
+        _validation.check_choice("solver", "lbfgs", ("sgd", "adam"))

@@ -511,8 +511,7 @@ def test_verbose_prints_sklearn_lines(capsys):
     assert lines[0].startswith("Iteration 1, loss = ") and lines[1].startswith("Iteration 2, loss = ")
 
 
-def test_divergence_raises_a_clear_error():
-    rng = np.random.default_rng(0)
+def test_divergence_raises_a_clear_error(rng):
     X = rng.normal(size=(64, 3)) * 100
     y = X @ [1e3, -1e3, 5e2]
     reg = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0,
@@ -563,8 +562,7 @@ def _from_same_start(ours, theirs, X, y, epochs):
     _quiet(theirs.fit, X, y)
 
 
-def test_sgd_nesterov_alpha_minibatches_match_sklearn_regressor():
-    rng = np.random.default_rng(0)
+def test_sgd_nesterov_alpha_minibatches_match_sklearn_regressor(rng):
     X = rng.normal(size=(120, 5))
     Y = np.column_stack([np.tanh(X[:, 0] - X[:, 1]), X[:, 2] * X[:, 3]])
     # Equal-size unweighted batches (120 = 3 * 40), no shuffling: the L2 term
