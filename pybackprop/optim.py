@@ -118,8 +118,8 @@ class Optimizer:
 
     def _named_state(self) -> list[tuple[str, str, Any]]:
         """(name, name in 0.1.0, live vector) of each state vector in use."""
-        return [(name, legacy, vector) for name, legacy, vector
-                in zip(self._state_names, self._state_names_0_1_0, self._state()) if vector is not None]
+        named = zip(self._state_names, self._state_names_0_1_0, self._state())
+        return [(name, legacy, vector) for name, legacy, vector in named if vector is not None]
 
     def state_dict(self) -> dict[str, Any]:
         """Hyperparameters, step count and state vectors (copies), as a flat dict.
@@ -340,7 +340,8 @@ class AdamW(Adam):
         super().__init__(net, lr, betas, eps, weight_decay, decoupled=True, schedule=schedule)
 
 
-def make_optimizer(net: MLP, optimizer: OptimizerName | Optimizer, lr: Optional[float]) -> Optimizer:
+def make_optimizer(net: MLP, optimizer: OptimizerName | Optimizer,
+                   lr: Optional[float]) -> Optimizer:
     """An Optimizer from a name ("sgd", "adam", "adamw") or an instance."""
     if isinstance(optimizer, Optimizer):
         if optimizer.net is not net:

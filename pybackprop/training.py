@@ -131,7 +131,8 @@ def fit(net: MLP, X: ArrayLike, y: ArrayLike, *, epochs: int = 10, batch_size: i
     batch_size = _validation.check_int("batch_size", batch_size)
     patience = _validation.check_int("patience", patience)
     min_delta = _validation.check_real("min_delta", min_delta, 0.0)
-    validation_split = _validation.check_real("validation_split", validation_split, 0.0, 1.0, high_open=True)
+    validation_split = _validation.check_real("validation_split", validation_split, 0.0, 1.0,
+                                              high_open=True)
     if validation_data is not None and validation_split > 0:
         raise ValueError("give validation_data or validation_split, not both")
     if callable(callbacks):

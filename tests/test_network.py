@@ -537,8 +537,8 @@ def test_python_layers_import_one_way():
         assert "pybackprop.MLP" not in imported, f"{name}.py imports MLP"
     network_imports = _runtime_imports(package / "network.py")
     for name in ("io", "training", "optim"):
-        assert (f"pybackprop.{name}", True) in network_imports, f"network.py imports {name} at its top"
-    assert all(top_level for _, top_level in network_imports), "network.py imports inside a function"
+        assert (f"pybackprop.{name}", True) in network_imports, f"network.py imports {name} on top"
+    assert all(top_level for _, top_level in network_imports), "network.py imports in a function"
 
 
 def test_name_types_equal_the_name_tables():
@@ -555,7 +555,8 @@ def test_name_types_equal_the_name_tables():
     net = MLP([2, 2], seed=0)
     for name in get_args(optim.OptimizerName):
         assert isinstance(optim.make_optimizer(net, name, None), optim.Optimizer)
-    with pytest.raises(ValueError, match="valid choices: " + ", ".join(sorted(get_args(optim.OptimizerName))) + "$"):
+    names = ", ".join(sorted(get_args(optim.OptimizerName)))
+    with pytest.raises(ValueError, match=f"valid choices: {names}$"):
         optim.make_optimizer(net, "rmsprop", None)
 
 

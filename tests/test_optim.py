@@ -195,7 +195,8 @@ def test_state_dict_with_momentum_loads_into_an_optimizer_built_without_it():
     assert fresh.momentum == 0.9
     np.testing.assert_array_equal(fresh._velocity, opt._velocity)
     with pytest.raises(ValueError, match="missing 'momentum_buffer'"):
-        SGD(net).load_state_dict({k: v for k, v in opt.state_dict().items() if k != "momentum_buffer"})
+        SGD(net).load_state_dict({k: v for k, v in opt.state_dict().items()
+                                  if k != "momentum_buffer"})
 
 
 def test_state_dict_names_the_state_vectors_as_pytorch_does():

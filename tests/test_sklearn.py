@@ -632,4 +632,5 @@ def test_activation_names_are_the_library_names_with_the_logistic_alias():
     assert set(get_args(psk.Activation)) == set(psk._ACTIVATIONS)
     assert set(psk._ACTIVATIONS.values()) == set(_validation.HIDDEN_ACTIVATIONS)
     assert psk._ACTIVATIONS["logistic"] == "sigmoid" and "sigmoid" not in psk._ACTIVATIONS
-    assert psk._OUT_ACTIVATIONS == {"identity": "identity", "sigmoid": "logistic", "softmax": "softmax"}
+    assert psk._OUT_ACTIVATIONS == {"identity": "identity", "sigmoid": "logistic",
+                                    "softmax": "softmax"}
