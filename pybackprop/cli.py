@@ -46,6 +46,7 @@ import numpy as np
 
 from . import __version__
 from ._dispatch import describe as describe_core
+from ._validation import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
 from .network import MLP
 from .standardize import fold_standardization
 from .tables import (check_exists, encode_classes, one_line_message, read_data,
@@ -739,10 +740,9 @@ def _add_architecture_options(parser, activation, output, applies_to):
     line (explain --layers, gradcheck), with these defaults."""
     parser.add_argument("--activation", default=activation, metavar="NAME[,NAME...]",
                         help=f"hidden activation(s){applies_to} (default {activation})")
-    parser.add_argument("--output", default=output, choices=("identity", "sigmoid", "softmax"),
+    parser.add_argument("--output", default=output, choices=tuple(OUTPUT_ACTIVATIONS),
                         help=f"output activation{applies_to} (default {output})")
-    parser.add_argument("--loss", default=None,
-                        choices=("squared_error", "binary_cross_entropy", "cross_entropy"),
+    parser.add_argument("--loss", default=None, choices=tuple(LOSSES),
                         help=f"loss{applies_to} (default: the output's natural loss)")
 
 
@@ -782,8 +782,8 @@ def build_parser():
     p.add_argument("--hidden", default="64,32", metavar="SIZES",
                    help="hidden layer sizes, e.g. 64,32 (default); 'none' for no hidden layer")
     p.add_argument("--activation", default="relu", metavar="NAME[,NAME...]",
-                   help="hidden activation (relu, tanh, sigmoid, identity), or one per hidden "
-                   "layer, e.g. relu,tanh (default relu)")
+                   help=f"hidden activation ({', '.join(HIDDEN_ACTIVATIONS)}), or one per "
+                   "hidden layer, e.g. relu,tanh (default relu)")
     p.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
     p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default 32)")
     p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam",

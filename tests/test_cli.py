@@ -11,6 +11,7 @@ import pytest
 
 import pybackprop
 from pybackprop import cli, standardize, tables
+from pybackprop._validation import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
 from pybackprop.datasets import load_digits, make_moons, train_test_split
 
 
@@ -385,6 +386,17 @@ def test_help_of_every_command(capsys):
                             ("explain", "--html"), ("gradcheck", "--samples")):
         assert cli.main([command, "--help"]) == 0
         assert option in capsys.readouterr().out, command
+
+
+def test_help_names_come_from_the_library(capsys):
+    """The activation, output and loss names in the help are the library's own."""
+    assert cli.main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"hidden activation ({', '.join(HIDDEN_ACTIVATIONS)}), or one per hidden layer" in text
+    assert cli.main(["gradcheck", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--output {" + ",".join(OUTPUT_ACTIVATIONS) + "}" in text
+    assert "--loss {" + ",".join(LOSSES) + "}" in text
 
 
 def test_main_returns_exit_codes(capsys):
