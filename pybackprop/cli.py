@@ -33,6 +33,8 @@ Every error in the arguments or the data ends the program with a one-line
 diverged training run exits with 1.
 """
 
+from __future__ import annotations
+
 import argparse
 import contextlib
 import csv
@@ -41,6 +43,7 @@ import math
 import os
 import sys
 import zipfile
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -89,7 +92,7 @@ class CommandError(ValueError):
 # status and the textbook example
 
 
-def core_status():
+def core_status() -> list[str]:
     """Lines describing the compiled core: version, dtypes, BLAS."""
     import scipy
 
@@ -102,7 +105,7 @@ def core_status():
     ]
 
 
-def textbook_example():
+def textbook_example() -> tuple[MLP, np.ndarray, np.ndarray]:
     """The 2-2-1 sigmoid network of the textbook walk-through, and its sample.
 
     Returns
@@ -182,7 +185,7 @@ def _check_writable(path, option):
 # models: the class-list sidecar
 
 
-def classes_path(model_path):
+def classes_path(model_path: str) -> str:
     """Where the class list of a saved classifier lives: ``model.npz`` -> ``model.classes.json``."""
     return os.path.splitext(model_path)[0] + ".classes.json"
 
@@ -311,7 +314,7 @@ def _split(X, y, fraction, seed, stratify):
 # the default run: handwritten digits
 
 
-def run_default(args):
+def run_default(args: argparse.Namespace) -> int:
     """Train on the shipped digits and report test accuracy; returns the exit code."""
     from . import gradcheck
     from .datasets import StandardScaler, load_digits, train_test_split
@@ -372,7 +375,7 @@ def run_default(args):
 # train
 
 
-def run_train(args):
+def run_train(args: argparse.Namespace) -> int:
     """``train``: fit a network to a data file; returns the exit code."""
     from .datasets import StandardScaler
 
@@ -387,24 +390,28 @@ def run_train(args):
         raise CommandError("--epochs and --batch-size must be >= 1")
     say = (lambda *a: None) if args.quiet else print
     table = read_data(args.data, args.label, with_label=True)
+    labels = table.y
+    assert labels is not None  # read with with_label=True
     classification = args.task == "classification"
     X = table.X
+    classes: list[Any] | None = None
+    y: np.ndarray
     if classification:
-        classes, y = encode_classes(table.y, args.data, table.label_name)
+        classes, y = encode_classes(labels, args.data, table.label_name)
         n_out = len(classes)
         output, loss = "softmax", "cross_entropy"
+        target = (f"{n_out} classes: {', '.join(map(str, classes[:10]))}"
+                  f"{', ...' if n_out > 10 else ''}")
     else:
-        classes = None
-        y = regression_targets(table.y, args.data, table.label_name)
+        y = regression_targets(labels, args.data, table.label_name)
         n_out = 1 if y.ndim == 1 else y.shape[1]
         output, loss = "identity", "squared_error"
+        target = "regression target"
     hidden = _int_list(args.hidden, "--hidden")
     net = MLP([X.shape[1], *hidden, n_out], activation=_activation_arg(args.activation),
               output=output, loss=loss, dtype=args.dtype, seed=args.seed)
     optimizer = _make_optimizer(net, args.optimizer, args.lr, args.momentum)
 
-    target = (f"{n_out} classes: {', '.join(map(str, classes[:10]))}"
-              f"{', ...' if n_out > 10 else ''}" if classification else "regression target")
     say(f"data: {args.data}: {X.shape[0]} samples, {X.shape[1]} features, label "
         f"{table.label_name!r} ({target})")
     say(f"network: {_describe(net)}")
@@ -482,7 +489,7 @@ def _metrics_line(name, net, X, y, classification):
 # predict
 
 
-def run_predict(args):
+def run_predict(args: argparse.Namespace) -> int:
     """``predict``: apply a saved model to a data file and write a CSV; returns the exit code."""
     net = _load_model(args.model)
     classes, label_name = _load_classes(args.model, net)
@@ -538,7 +545,7 @@ def _write_csv(stream, header, rows):
 # bench
 
 
-def run_bench(argv):
+def run_bench(argv: Sequence[str]) -> int:
     """``bench``: delegate to :func:`pybackprop.bench.runner.main`; returns the exit code."""
     try:
         from .bench import runner
@@ -610,7 +617,7 @@ def _sample(net, x_text, y_text, seed):
     return x, values[0] if net.n_out == 1 else values
 
 
-def run_explain(args):
+def run_explain(args: argparse.Namespace) -> int:
     """``explain``: the step-by-step log of one sample; returns the exit code."""
     from . import reference
 
@@ -618,7 +625,8 @@ def run_explain(args):
     custom_sample = args.x is not None or args.y is not None
     if net is None and custom_sample:
         net = textbook_example()[0]
-    x = y = None
+    x: list[float] | None = None
+    y: Any = None  # a target as the reference takes it: a number, a label or a row
     if net is not None:
         x, y = _sample(net, args.x, args.y, args.seed)
 
@@ -667,7 +675,7 @@ def _row(array):
     return "[" + ", ".join(_row(item) for item in array) + "]"
 
 
-def run_gradcheck(args):
+def run_gradcheck(args: argparse.Namespace) -> int:
     """``gradcheck``: reference and finite-difference checks; returns 0 (pass) or 1 (fail)."""
     from . import gradcheck
 
@@ -746,7 +754,7 @@ def _add_architecture_options(parser, activation, output, applies_to):
                         help=f"loss{applies_to} (default: the output's natural loss)")
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``python -m pybackprop`` and its commands."""
     parser = argparse.ArgumentParser(
         prog="python -m pybackprop", description=_DESCRIPTION,
@@ -880,7 +888,7 @@ def build_parser():
     return parser
 
 
-def _dispatch(argv):
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "bench":
         # Everything after "bench" belongs to the benchmark's own parser.
         return run_bench(argv[1:])
@@ -906,7 +914,7 @@ def _dispatch(argv):
     return run_default(args)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
     0 success; 1 a failed gradient check or diverged training; 2 bad

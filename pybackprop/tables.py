@@ -157,7 +157,7 @@ def _read_csv(path, label, with_label):
                  None if label_column is None else names[label_column])
 
 
-def _check_numeric(array, what, path):
+def _check_numeric(array: np.ndarray, what: str, path: str) -> NDArray[np.float64]:
     if array.dtype.kind not in "biuf":
         raise DataFileError(f"{what} in {path} must be numeric, got dtype {array.dtype}")
     return array.astype(np.float64)
@@ -331,18 +331,18 @@ def regression_targets(values: ArrayLike, path: str,
     DataFileError
         A value that is not a number, NaN or infinity.
     """
-    values = np.asarray(values)
-    if values.dtype.kind in "US":
+    array = np.asarray(values)
+    if array.dtype.kind in "US":
         try:
-            values = values.astype(np.float64)
+            array = array.astype(np.float64)
         except ValueError:
-            bad = next(v for v in values.reshape(-1) if not _is_number(v))
+            bad = next(v for v in array.reshape(-1) if not _is_number(v))
             raise DataFileError(f"regression needs numeric targets; the label {label_name!r} in "
                                 f"{path} has the value {bad!r}") from None
-    values = _check_numeric(values, f"the target {label_name!r}", path)
-    if not np.all(np.isfinite(values)):
+    targets = _check_numeric(array, f"the target {label_name!r}", path)
+    if not np.all(np.isfinite(targets)):
         raise DataFileError(f"the target {label_name!r} in {path} contains NaN or infinity")
-    return values
+    return targets
 
 
 def _is_number(text):
