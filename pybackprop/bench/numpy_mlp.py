@@ -1,8 +1,8 @@
 """NumPy implementations of the MLP training step: the baselines to beat.
 
 :class:`StrongNumpyMLP` is the honest best that NumPy can do for the exact
-math of the SPEC (same forward, loss, gradients and SGD update as
-:class:`pybackprop.MLP`): every buffer is preallocated per batch size, every
+math of :class:`pybackprop.MLP` (the same forward pass, loss, gradients
+and SGD update): every buffer is preallocated per batch size, every
 product is ``np.dot(..., out=)`` straight into BLAS (transposes are views, so
 BLAS gets transpose flags instead of copies), activations are applied in
 place, and the SGD update subtracts in place. Choices below were measured on
@@ -207,7 +207,7 @@ class _Buffers:
 
 
 class StrongNumpyMLP(_BaseNumpyMLP):
-    """The SPEC MLP in NumPy, as fast as NumPy allows (the benchmark baseline).
+    """``pybackprop.MLP`` in NumPy, as fast as NumPy allows (the benchmark baseline).
 
     Parameters
     ----------
@@ -516,7 +516,7 @@ NAIVE_DERIVATIVES = {
 
 
 class NaiveNumpyMLP(_BaseNumpyMLP):
-    """The SPEC MLP written as plain NumPy expressions (reference timing only).
+    """``pybackprop.MLP`` written as plain NumPy expressions (reference timing only).
 
     Same constructor as :class:`StrongNumpyMLP`; ``loss_and_grad`` returns
     new arrays.

@@ -26,7 +26,7 @@ def torch_info():
 
 
 class TorchMLP:
-    """The SPEC MLP in PyTorch.
+    """``pybackprop.MLP`` in PyTorch.
 
     Parameters
     ----------
