@@ -317,7 +317,8 @@ def page_data(net: MLP | None = None, x: ArrayLike | None = None,
     problem = _problem(net, x, y)
     rates, lr = _learning_rates(lr)
     steps0 = _steps(problem, problem["weights"], problem["biases"])
-    n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(problem["sizes"], problem["sizes"][1:]))
+    sizes = problem["sizes"]
+    n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
     per_state = len(steps0) + n_params
     max_steps = max(1, min(MAX_STEPS, _OPERATION_BUDGET // (per_state * len(rates))))
     return {
@@ -362,6 +363,9 @@ _LABEL_BOTTOM = 26
 _LABEL_T = (0.3, 0.5, 0.7, 0.4, 0.6, 0.35, 0.65, 0.45, 0.55, 0.28, 0.72, 0.33, 0.38, 0.43,
             0.48, 0.53, 0.58, 0.63, 0.68)
 _DENSE_EDGES = 16    # more edges than this between two layers: labels only on hover
+# The loss card's short name for each loss (keys: the library's loss names).
+_LOSS_NOTES = {"squared_error": "squared error", "binary_cross_entropy": "binary CE",
+              "cross_entropy": "cross-entropy"}
 _NEURON_ROWS = (("b", "b"), ("z", "z"), ("a", "a"), ("∂L/∂a", "dL/da"),
                 ("∂L/∂z", "dL/dz"), ("∂L/∂b", "dL/db"))
 
@@ -401,9 +405,9 @@ def _text(x, y, content, **attrs):
 
 
 def _row(x, y, width, label, symbol, title, content=""):
+    number = _attrs(x=x + width - 9, y=y, class_="num", text_anchor="end", data_symbol=symbol)
     return (f'<text {_attrs(x=x + 9, y=y, class_="lbl")}>{html.escape(label)}</text>'
-            f'<text {_attrs(x=x + width - 9, y=y, class_="num", text_anchor="end", data_symbol=symbol)}>'
-            f'{html.escape(content)}<title>{html.escape(title)}</title></text>')
+            f'<text {number}>{html.escape(content)}<title>{html.escape(title)}</title></text>')
 
 
 def _card(node_id, x, y, w, h, header, rows, classes, label, note=""):
@@ -413,7 +417,8 @@ def _card(node_id, x, y, w, h, header, rows, classes, label, note=""):
             f'<rect {_attrs(class_="card-head", x=x, y=y + _HEAD - 8, width=w, height=8)}/>',
             _text(x + 9, y + 15, html.escape(header), class_="head")]
     if note:
-        body.append(_text(x + w - 9, y + 15, html.escape(note), class_="head note", text_anchor="end"))
+        body.append(_text(x + w - 9, y + 15, html.escape(note), class_="head note",
+                          text_anchor="end"))
     for i, (lab, symbol, title, *content) in enumerate(rows):
         body.append(_row(x, y + _HEAD + _ROW * (i + 1) - 3, w, lab, symbol, title, *content))
     body.append("</g>")
@@ -469,29 +474,39 @@ def _svg(data):
                 x1, y1, x2, y2 = sx + sw, sy + sh / 2, tx, ty + th / 2
                 lx, ly = _place_label(x1, y1, x2, y2, [] if dense else placed)
                 source = f"x[{k}]" if l == 1 else f"neuron {k} of layer {l - 1}"
+                title = (f"<title>W[{l}][{j}][{k}]: weight from {source} "
+                         f"to neuron {j} of layer {l}</title>")
+                ends = {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
+                edge = _attrs(id=f"edge-{l}-{j}-{k}", class_="edge dense" if dense else "edge",
+                              data_layer=l, data_neuron=j, data_input=k)
                 edges.append(
-                    f'<g {_attrs(id=f"edge-{l}-{j}-{k}", class_="edge dense" if dense else "edge", data_layer=l, data_neuron=j, data_input=k)}>'
-                    f'<title>W[{l}][{j}][{k}]: weight from {source} to neuron {j} of layer {l}</title>'
-                    f'<line {_attrs(class_="edge-halo", x1=x1, y1=y1, x2=x2, y2=y2)}/>'
-                    f'<line {_attrs(class_="edge-line", x1=x1, y1=y1, x2=x2, y2=y2)}/>'
-                    f'<line {_attrs(class_="edge-hit", x1=x1, y1=y1, x2=x2, y2=y2)}/>'
+                    f'<g {edge}>{title}'
+                    f'<line {_attrs(class_="edge-halo", **ends)}/>'
+                    f'<line {_attrs(class_="edge-line", **ends)}/>'
+                    f'<line {_attrs(class_="edge-hit", **ends)}/>'
                     f'</g>')
+                label = _attrs(id=f"label-{l}-{j}-{k}",
+                               class_="edge-label dense" if dense else "edge-label",
+                               transform=f"translate({lx:.1f},{ly:.1f})")
+                background = _attrs(class_="label-bg", x=-_LABEL_W / 2, y=-_LABEL_TOP,
+                                    width=_LABEL_W, height=18, rx=4)
                 labels.append(
-                    f'<g {_attrs(id=f"label-{l}-{j}-{k}", class_="edge-label dense" if dense else "edge-label", transform=f"translate({lx:.1f},{ly:.1f})")}>'
-                    f'<title>W[{l}][{j}][{k}]: weight from {source} to neuron {j} of layer {l}</title>'
-                    f'<rect {_attrs(class_="label-bg", x=-_LABEL_W / 2, y=-_LABEL_TOP, width=_LABEL_W, height=18, rx=4)}/>'
+                    f'<g {label}>{title}<rect {background}/>'
                     f'<text {_attrs(x=0, y=3, text_anchor="middle")}><tspan class="lbl">w </tspan>'
-                    f'<tspan {_attrs(class_="num", data_symbol=f"W[{l}][{j}][{k}]")}></tspan></text>'
+                    f'<tspan {_attrs(class_="num", data_symbol=f"W[{l}][{j}][{k}]")}></tspan>'
+                    f'</text>'
                     f'<text {_attrs(x=0, y=19, text_anchor="middle", class_="grad-line")}>'
                     f'<tspan class="lbl">∂L/∂w </tspan>'
-                    f'<tspan {_attrs(class_="num", data_symbol=f"dL/dW[{l}][{j}][{k}]")}></tspan></text>'
+                    f'<tspan {_attrs(class_="num", data_symbol=f"dL/dW[{l}][{j}][{k}]")}></tspan>'
+                    f'</text>'
                     f'</g>')
     lx, ly, _, lh = loss_box
     for j in range(sizes[-1]):
         sx, sy, sw, sh = boxes[-1][j]
+        ends = {"x1": sx + sw, "y1": sy + sh / 2, "x2": lx, "y2": ly + lh / 2}
         edges.append(f'<g {_attrs(id=f"edge-loss-{j}", class_="edge loss-edge")}>'
-                     f'<line {_attrs(class_="edge-halo", x1=sx + sw, y1=sy + sh / 2, x2=lx, y2=ly + lh / 2)}/>'
-                     f'<line {_attrs(class_="edge-line", x1=sx + sw, y1=sy + sh / 2, x2=lx, y2=ly + lh / 2)}/>'
+                     f'<line {_attrs(class_="edge-halo", **ends)}/>'
+                     f'<line {_attrs(class_="edge-line", **ends)}/>'
                      f'</g>')
 
     nodes = []
@@ -505,17 +520,20 @@ def _svg(data):
             rows = [(lab, f"{sym}[{l}][{j}]", f"{sym}[{l}][{j}]") for lab, sym in _NEURON_ROWS]
             if l == n_layers and data["network"]["loss"] != "squared_error":
                 # sigmoid + BCE and softmax + CE go straight to dL/dz (no dL/da step)
-                rows[3] = ("∂L/∂a", f"dL/da[{l}][{j}]", "not computed on its own: with this loss "
-                           "the output's derivative is folded into dL/dz = a - y", "—")
+                rows[3] = ("∂L/∂a", f"dL/da[{l}][{j}]", "not computed on its own: with this "
+                           "loss the output's derivative is folded into dL/dz = a - y", "—")
             header = f"{'output' if l == n_layers else 'neuron'} [{l}][{j}]"
             nodes.append(_card(f"node-{l}-{j}", x, y, w, h, header, rows, f"node {where}",
                                f"{where} neuron {j} of layer {l}, {names[l - 1]}", names[l - 1]))
-    loss_note = {"squared_error": "squared error", "binary_cross_entropy": "binary CE",
-                 "cross_entropy": "cross-entropy"}[data["network"]["loss"]]
+    loss = data["network"]["loss"]
     nodes.append(_card("node-loss", *loss_box, "loss", loss_rows,
-                       "node loss", f"loss, {data['network']['loss']}", loss_note))
+                       "node loss", f"loss, {loss}", _LOSS_NOTES[loss]))
 
-    return (f'<svg {_attrs(id="graph", width=f"{width:.0f}", height=f"{height:.0f}", viewBox=f"0 0 {width:.0f} {height:.0f}", style=f"width: 100%; max-width: {width:.0f}px; min-width: {0.8 * width:.0f}px", role="img", aria_label="the network as a graph")}>'
+    svg = _attrs(id="graph", width=f"{width:.0f}", height=f"{height:.0f}",
+                 viewBox=f"0 0 {width:.0f} {height:.0f}",
+                 style=f"width: 100%; max-width: {width:.0f}px; min-width: {0.8 * width:.0f}px",
+                 role="img", aria_label="the network as a graph")
+    return (f'<svg {svg}>'
             f'<g id="edges">{"".join(edges)}</g><g id="nodes">{"".join(nodes)}</g>'
             f'<g id="labels">{"".join(labels)}</g></svg>')
 
@@ -547,8 +565,9 @@ def render_html(net: MLP | None = None, x: ArrayLike | None = None, y: Target | 
     """The interactive page as a string (see :func:`write_html`)."""
     data = page_data(net, x, y, lr)
     options = "".join(
-        f'<option value="{i}"{" selected" if r["lr"] == data["default_lr"] else ""}>{r["lr"]:g}</option>'
-        for i, r in enumerate(data["runs"]))
+        f'<option value="{i}"{" selected" if run["lr"] == data["default_lr"] else ""}>'
+        f'{run["lr"]:g}</option>'
+        for i, run in enumerate(data["runs"]))
     page = string.Template(_asset("page.html"))
     return page.substitute(
         description=html.escape(_describe(data)),

@@ -11,6 +11,7 @@ import pytest
 
 import pybackprop
 from pybackprop import explain_html, reference
+from pybackprop._validation import LOSSES, VALID_PAIRS
 
 VOID = {"meta", "br", "input", "link", "img", "hr", "wbr", "source", "col", "area", "base"}
 
@@ -332,6 +333,13 @@ def test_page_files_are_package_data_filled_in_one_pass(textbook_page):
     head, tail = skeleton.split("${svg}")
     assert textbook_page.startswith(head.split("${")[0])
     assert textbook_page.endswith(tail.split("}")[-1])
+
+
+def test_loss_names_cover_exactly_the_library_losses():
+    assert set(explain_html._LOSS_NOTES) == set(LOSSES)
+    for output, loss in VALID_PAIRS:
+        net = pybackprop.MLP([2, 3], output=output, loss=loss, seed=0)
+        assert f"loss, {loss}" in explain_html.render_html(net)
 
 
 def test_no_second_command_line():
