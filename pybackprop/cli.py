@@ -20,7 +20,9 @@ Design decisions (also in ``--help``):
   file takes raw features.  Regression targets are standardised the same way
   and folded into the output layer (``W_L' = s_y W_L``, ``b_L' = s_y b_L +
   m_y``).  The model file stays an ordinary network file: ``predict`` and
-  ``pybackprop.load`` need nothing else.
+  ``pybackprop.load`` need nothing else.  The folding is
+  :func:`pybackprop.standardize.fold_standardization`; reading the data
+  files is :mod:`pybackprop.tables`.
 - Classification labels may be any values (strings, integers, floats): the
   distinct values found, sorted, become classes 0..k-1.  The class list is
   written next to the model as ``<model>.classes.json`` (``model.npz`` ->
