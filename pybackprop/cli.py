@@ -20,7 +20,9 @@ Design decisions (also in ``--help``):
   file takes raw features.  Regression targets are standardised the same way
   and folded into the output layer (``W_L' = s_y W_L``, ``b_L' = s_y b_L +
   m_y``).  The model file stays an ordinary network file: ``predict`` and
-  ``pybackprop.load`` need nothing else.
+  ``pybackprop.load`` need nothing else.  The folding is
+  :func:`pybackprop.standardize.fold_standardization`; reading the data
+  files is :mod:`pybackprop.tables`.
 - Classification labels may be any values (strings, integers, floats): the
   distinct values found, sorted, become classes 0..k-1.  The class list is
   written next to the model as ``<model>.classes.json`` (``model.npz`` ->
@@ -33,6 +35,8 @@ Every error in the arguments or the data ends the program with a one-line
 diverged training run exits with 1.
 """
 
+from __future__ import annotations
+
 import argparse
 import contextlib
 import csv
@@ -41,12 +45,17 @@ import math
 import os
 import sys
 import zipfile
+from typing import Any, Sequence
 
 import numpy as np
 
 from . import __version__
 from ._dispatch import describe as describe_core
+from ._validation import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
 from .network import MLP
+from .standardize import fold_standardization
+from .tables import (check_exists, encode_classes, one_line_message, read_data,
+                     regression_targets)
 
 __all__ = ["main", "build_parser", "core_status", "textbook_example", "fold_standardization",
            "classes_path", "read_data"]
@@ -85,7 +94,7 @@ class CommandError(ValueError):
 # status and the textbook example
 
 
-def core_status():
+def core_status() -> list[str]:
     """Lines describing the compiled core: version, dtypes, BLAS."""
     import scipy
 
@@ -98,7 +107,7 @@ def core_status():
     ]
 
 
-def textbook_example():
+def textbook_example() -> tuple[MLP, np.ndarray, np.ndarray]:
     """The 2-2-1 sigmoid network of the textbook walk-through, and its sample.
 
     Returns
@@ -163,13 +172,6 @@ def _activation_arg(text):
     return names[0] if len(names) == 1 else names
 
 
-def _check_exists(path, what):
-    if not os.path.exists(path):
-        raise CommandError(f"{what} {path!r} does not exist")
-    if os.path.isdir(path):
-        raise CommandError(f"{what} {path!r} is a directory, not a file")
-
-
 def _check_writable(path, option):
     """Fail before training, not after it, when an output's directory is missing."""
     if path is None:
@@ -181,299 +183,11 @@ def _check_writable(path, option):
         raise CommandError(f"{option} {path!r} is a directory")
 
 
-def _one_line(exc):
-    if isinstance(exc, OSError) and exc.strerror and exc.filename:
-        return f"{exc.filename}: {exc.strerror}"
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
 # ---------------------------------------------------------------------------
-# data files
+# models: the class-list sidecar
 
 
-class Table:
-    """Features, optional targets and names read from a data file.
-
-    Attributes
-    ----------
-    X : ndarray, shape (n_samples, n_features), float64
-    y : ndarray or None
-        The label column: shape (n_samples,) (strings for CSV, as read) or
-        (n_samples, k) numeric for ``.npz`` files with a 2-D ``y``.
-    feature_names : list of str
-    label_name : str or None
-    """
-
-    def __init__(self, X, y, feature_names, label_name):
-        self.X, self.y, self.feature_names, self.label_name = X, y, feature_names, label_name
-
-
-def _label_index(label, names, n_columns, path):
-    """Column index of ``label``: a header name, or an integer index (negative: from the end)."""
-    if label is None:
-        return n_columns - 1
-    if names is not None and label in names:
-        return names.index(label)
-    try:
-        index = int(label)
-    except ValueError:
-        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-        raise CommandError(f"{path} has no column named {label!r}; columns: {shown}") from None
-    if not -n_columns <= index < n_columns:
-        raise CommandError(f"label column index {index} is out of range for the {n_columns} "
-                           f"columns of {path}")
-    return index % n_columns
-
-
-def _numeric_matrix(rows, columns, names, path, first_line):
-    """float64 (n, len(columns)) from string rows; the error names the offending cell."""
-    try:
-        return np.array([[row[c] for c in columns] for row in rows], dtype=np.float64).reshape(
-            len(rows), len(columns))
-    except ValueError:
-        pass
-    for i, row in enumerate(rows):
-        for c in columns:
-            try:
-                float(row[c])
-            except ValueError:
-                raise CommandError(f"{path} line {first_line + i}, column {names[c]!r}: "
-                                   f"{row[c]!r} is not a number") from None
-    raise CommandError(f"{path}: cannot convert the features to numbers")  # pragma: no cover
-
-
-def _read_csv(path, label, with_label):
-    delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            lines = [(number, row) for number, row in enumerate(reader, 1)
-                     if any(cell.strip() for cell in row)]
-    except UnicodeDecodeError:
-        raise CommandError(f"{path} is not a text (UTF-8) CSV file") from None
-    except csv.Error as exc:
-        raise CommandError(f"{path} is not a valid CSV file ({exc})") from None
-    if not lines:
-        raise CommandError(f"{path} is empty (expected a header row and data rows)")
-    names = [cell.strip() for cell in lines[0][1]]
-    rows = lines[1:]
-    if not rows:
-        raise CommandError(f"{path} has a header row but no data rows")
-    for number, row in rows:
-        if len(row) != len(names):
-            raise CommandError(f"{path} line {number} has {len(row)} fields, but the header has "
-                               f"{len(names)}")
-    if all(_is_number(name) for name in names):
-        raise CommandError(f"{path}: the first row looks like data ({','.join(names[:3])}...); "
-                           "a CSV file needs a header row with column names")
-    values = [[cell.strip() for cell in row] for _, row in rows]
-    label_column = _label_index(label, names, len(names), path) if with_label else None
-    feature_columns = [c for c in range(len(names)) if c != label_column]
-    if not feature_columns:
-        raise CommandError(f"{path} has no feature columns besides the label")
-    X = _numeric_matrix(values, feature_columns, names, path, rows[0][0])
-    y = None
-    if label_column is not None:
-        y = np.array([row[label_column] for row in values])
-        empty = np.flatnonzero(y == "")
-        if empty.size:
-            raise CommandError(f"{path} line {rows[empty[0]][0]}: the label "
-                               f"{names[label_column]!r} is empty")
-    return Table(X, y, [names[c] for c in feature_columns],
-                 None if label_column is None else names[label_column])
-
-
-def _check_numeric(array, what, path):
-    if array.dtype.kind not in "biuf":
-        raise CommandError(f"{what} in {path} must be numeric, got dtype {array.dtype}")
-    return array.astype(np.float64)
-
-
-def _read_array_file(path, label, with_label):
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            with loaded:
-                arrays = {key: loaded[key] for key in loaded.files}
-        else:
-            arrays = {None: loaded}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise CommandError(f"cannot read {path}: {_one_line(exc)}") from None
-    if "X" in arrays and "y" in arrays:
-        if label is not None:
-            raise CommandError(f"{path} holds separate arrays X and y; --label applies only to a "
-                               "file with a single 2-D array")
-        X = arrays["X"]
-        if X.ndim != 2:
-            raise CommandError(f"X in {path} must be 2-D (n_samples, n_features), "
-                               f"got shape {X.shape}")
-        X = _check_numeric(X, "X", path)
-        y = arrays["y"] if with_label else None
-        if y is not None and (y.ndim not in (1, 2) or y.shape[0] != X.shape[0]):
-            raise CommandError(f"y in {path} must have one entry or row per sample of X "
-                               f"({X.shape[0]}), got shape {y.shape}")
-        names = [f"x{i}" for i in range(X.shape[1])]
-        return Table(X, y, names, "y" if y is not None else None)
-    if len(arrays) != 1:
-        raise CommandError(f"{path} must hold arrays 'X' and 'y', or a single 2-D array; it holds "
-                           f"{', '.join(repr(k) for k in arrays) or 'nothing'}")
-    (table,) = arrays.values()
-    if table.ndim != 2:
-        raise CommandError(f"{path} must hold a 2-D array (samples x columns), "
-                           f"got shape {table.shape}")
-    n_columns = table.shape[1]
-    label_column = _label_index(label, None, n_columns, path) if with_label else None
-    if label_column is not None and n_columns < 2:
-        raise CommandError(f"{path} has a single column: no features besides the label")
-    feature_columns = [c for c in range(n_columns) if c != label_column]
-    X = _check_numeric(table[:, feature_columns], "the data", path)
-    y = None if label_column is None else table[:, label_column]
-    return Table(X, y, [f"column {c}" for c in feature_columns],
-                 None if label_column is None else f"column {label_column}")
-
-
-def read_data(path, label=None, with_label=True):
-    """Read a data file into a :class:`Table`.
-
-    Parameters
-    ----------
-    path : str
-        A CSV file with a header row (``.tsv``: tab-separated), a ``.npy``
-        file holding one 2-D array, or an ``.npz`` file holding arrays ``X``
-        (n_samples, n_features) and ``y``, or a single 2-D array.
-    label : str or None
-        The target column: a CSV column name, or an integer index (negative
-        counts from the end); default the last column.  Not allowed for an
-        ``.npz`` file with separate ``X`` and ``y``.
-    with_label : bool, default True
-        False for prediction: every column is a feature unless ``label`` is
-        given, in which case that column is dropped.
-
-    Returns
-    -------
-    Table
-
-    Raises
-    ------
-    ValueError
-        With a message naming the file and what is wrong with it.
-    """
-    _check_exists(path, "data file")
-    with_label = with_label or label is not None
-    if path.lower().endswith((".npy", ".npz")):
-        table = _read_array_file(path, label, with_label)
-    else:
-        table = _read_csv(path, label, with_label)
-    if table.X.shape[0] == 0:
-        raise CommandError(f"{path} has no samples")
-    if table.X.shape[1] == 0:
-        raise CommandError(f"{path} has no feature columns")
-    bad = np.argwhere(~np.isfinite(table.X))
-    if bad.size:
-        row, col = bad[0]
-        raise CommandError(f"{path}: feature {table.feature_names[col]!r} of sample {row} is "
-                           f"{table.X[row, col]} (NaN and infinity are not allowed)")
-    return table
-
-
-def _encode_classes(values, path, label_name):
-    """Distinct label values (sorted) and each sample's class index 0..k-1."""
-    values = np.asarray(values)
-    if values.ndim != 1:
-        raise CommandError(f"classification needs one label per sample; the labels in {path} "
-                           f"have shape {values.shape}")
-    if values.dtype.kind in "US":
-        try:
-            numeric = values.astype(np.float64)
-        except ValueError:
-            numeric = None
-        if numeric is not None:
-            values = numeric
-    if values.dtype.kind == "b":
-        values = values.astype(np.int64)
-    if values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)):
-            raise CommandError(f"the labels {label_name!r} in {path} contain NaN or infinity")
-        if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
-            values = values.astype(np.int64)
-    if values.dtype.kind not in "iufU":
-        raise CommandError(f"unsupported label type {values.dtype} in {path}")
-    classes, y = np.unique(values, return_inverse=True)
-    if len(classes) < 2:
-        raise CommandError(f"the label column {label_name!r} of {path} has a single value "
-                           f"({classes[0].item()!r}); classification needs at least 2 classes")
-    n = len(values)
-    if len(classes) > 20 and len(classes) > n / 2:
-        raise CommandError(f"the label column {label_name!r} of {path} has {len(classes)} distinct "
-                           f"values for {n} samples: that is not a set of classes; for a numeric "
-                           "target use --task regression")
-    return [c.item() for c in classes], y.reshape(-1).astype(np.int64)
-
-
-def _regression_targets(values, path, label_name):
-    values = np.asarray(values)
-    if values.dtype.kind in "US":
-        try:
-            values = values.astype(np.float64)
-        except ValueError:
-            bad = next(v for v in values.reshape(-1) if not _is_number(v))
-            raise CommandError(f"regression needs numeric targets; the label {label_name!r} in "
-                               f"{path} has the value {bad!r}") from None
-    values = _check_numeric(values, f"the target {label_name!r}", path)
-    if not np.all(np.isfinite(values)):
-        raise CommandError(f"the target {label_name!r} in {path} contains NaN or infinity")
-    return values
-
-
-def _is_number(text):
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-# ---------------------------------------------------------------------------
-# models: standardisation folded into the weights, the class-list sidecar
-
-
-def fold_standardization(net, mean, scale, y_mean=None, y_scale=None):
-    """Fold feature (and target) standardisation into the network, in place.
-
-    A network trained on ``(X - mean) / scale`` becomes one that takes raw
-    ``X``: the first layer's ``W`` becomes ``W / scale`` (each column by its
-    feature's scale) and ``b`` becomes ``b - (W / scale) @ mean``.  With
-    ``y_mean``/``y_scale`` (regression on standardised targets, identity
-    output) the last layer's outputs are mapped back: ``W_L := y_scale W_L``
-    (row-wise), ``b_L := y_scale b_L + y_mean``.  Computed in float64, then
-    rounded to the network's dtype.
-
-    Parameters
-    ----------
-    net : MLP
-    mean, scale : ndarray, shape (n_in,)
-    y_mean, y_scale : ndarray, shape (n_out,), optional
-    """
-    mean = np.asarray(mean, dtype=np.float64)
-    scale = np.asarray(scale, dtype=np.float64)
-    W = net.weights[0].astype(np.float64) / scale
-    b = net.biases[0].astype(np.float64) - W @ mean
-    net.weights[0][...] = W
-    net.biases[0][...] = b
-    if y_mean is not None:
-        if net.output != "identity":
-            raise ValueError("target standardisation can only be folded into an identity output")
-        y_mean = np.asarray(y_mean, dtype=np.float64).reshape(-1)
-        y_scale = np.asarray(y_scale, dtype=np.float64).reshape(-1)
-        W_last = net.weights[-1].astype(np.float64) * y_scale[:, None]
-        b_last = net.biases[-1].astype(np.float64) * y_scale + y_mean
-        net.weights[-1][...] = W_last
-        net.biases[-1][...] = b_last
-    return net
-
-
-def classes_path(model_path):
+def classes_path(model_path: str) -> str:
     """Where the class list of a saved classifier lives: ``model.npz`` -> ``model.classes.json``."""
     return os.path.splitext(model_path)[0] + ".classes.json"
 
@@ -501,7 +215,7 @@ def _load_classes(model_path, net):
         with open(sidecar, encoding="utf-8") as f:
             content = json.load(f)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise CommandError(f"{sidecar} is not valid JSON ({_one_line(exc)})") from None
+        raise CommandError(f"{sidecar} is not valid JSON ({one_line_message(exc)})") from None
     classes = content.get("classes") if isinstance(content, dict) else None
     n_classes = 2 if net.n_out == 1 else net.n_out
     if (not isinstance(classes, list) or len(classes) != n_classes
@@ -515,7 +229,7 @@ def _load_classes(model_path, net):
 def _load_model(path):
     from . import io
 
-    _check_exists(path, "model file")
+    check_exists(path, "model file")
     return io.load(path)
 
 
@@ -602,7 +316,7 @@ def _split(X, y, fraction, seed, stratify):
 # the default run: handwritten digits
 
 
-def run_default(args):
+def run_default(args: argparse.Namespace) -> int:
     """Train on the shipped digits and report test accuracy; returns the exit code."""
     from . import gradcheck
     from .datasets import StandardScaler, load_digits, train_test_split
@@ -663,7 +377,7 @@ def run_default(args):
 # train
 
 
-def run_train(args):
+def run_train(args: argparse.Namespace) -> int:
     """``train``: fit a network to a data file; returns the exit code."""
     from .datasets import StandardScaler
 
@@ -678,24 +392,28 @@ def run_train(args):
         raise CommandError("--epochs and --batch-size must be >= 1")
     say = (lambda *a: None) if args.quiet else print
     table = read_data(args.data, args.label, with_label=True)
+    labels = table.y
+    assert labels is not None  # read with with_label=True
     classification = args.task == "classification"
     X = table.X
+    classes: list[Any] | None = None
+    y: np.ndarray
     if classification:
-        classes, y = _encode_classes(table.y, args.data, table.label_name)
+        classes, y = encode_classes(labels, args.data, table.label_name)
         n_out = len(classes)
         output, loss = "softmax", "cross_entropy"
+        target = (f"{n_out} classes: {', '.join(map(str, classes[:10]))}"
+                  f"{', ...' if n_out > 10 else ''}")
     else:
-        classes = None
-        y = _regression_targets(table.y, args.data, table.label_name)
+        y = regression_targets(labels, args.data, table.label_name)
         n_out = 1 if y.ndim == 1 else y.shape[1]
         output, loss = "identity", "squared_error"
+        target = "regression target"
     hidden = _int_list(args.hidden, "--hidden")
     net = MLP([X.shape[1], *hidden, n_out], activation=_activation_arg(args.activation),
               output=output, loss=loss, dtype=args.dtype, seed=args.seed)
     optimizer = _make_optimizer(net, args.optimizer, args.lr, args.momentum)
 
-    target = (f"{n_out} classes: {', '.join(map(str, classes[:10]))}"
-              f"{', ...' if n_out > 10 else ''}" if classification else "regression target")
     say(f"data: {args.data}: {X.shape[0]} samples, {X.shape[1]} features, label "
         f"{table.label_name!r} ({target})")
     say(f"network: {_describe(net)}")
@@ -773,7 +491,7 @@ def _metrics_line(name, net, X, y, classification):
 # predict
 
 
-def run_predict(args):
+def run_predict(args: argparse.Namespace) -> int:
     """``predict``: apply a saved model to a data file and write a CSV; returns the exit code."""
     net = _load_model(args.model)
     classes, label_name = _load_classes(args.model, net)
@@ -829,7 +547,7 @@ def _write_csv(stream, header, rows):
 # bench
 
 
-def run_bench(argv):
+def run_bench(argv: Sequence[str]) -> int:
     """``bench``: delegate to :func:`pybackprop.bench.runner.main`; returns the exit code."""
     try:
         from .bench import runner
@@ -901,7 +619,7 @@ def _sample(net, x_text, y_text, seed):
     return x, values[0] if net.n_out == 1 else values
 
 
-def run_explain(args):
+def run_explain(args: argparse.Namespace) -> int:
     """``explain``: the step-by-step log of one sample; returns the exit code."""
     from . import reference
 
@@ -909,7 +627,8 @@ def run_explain(args):
     custom_sample = args.x is not None or args.y is not None
     if net is None and custom_sample:
         net = textbook_example()[0]
-    x = y = None
+    x: list[float] | None = None
+    y: Any = None  # a target as the reference takes it: a number, a label or a row
     if net is not None:
         x, y = _sample(net, args.x, args.y, args.seed)
 
@@ -958,7 +677,7 @@ def _row(array):
     return "[" + ", ".join(_row(item) for item in array) + "]"
 
 
-def run_gradcheck(args):
+def run_gradcheck(args: argparse.Namespace) -> int:
     """``gradcheck``: reference and finite-difference checks; returns 0 (pass) or 1 (fail)."""
     from . import gradcheck
 
@@ -1031,14 +750,13 @@ def _add_architecture_options(parser, activation, output, applies_to):
     line (explain --layers, gradcheck), with these defaults."""
     parser.add_argument("--activation", default=activation, metavar="NAME[,NAME...]",
                         help=f"hidden activation(s){applies_to} (default {activation})")
-    parser.add_argument("--output", default=output, choices=("identity", "sigmoid", "softmax"),
+    parser.add_argument("--output", default=output, choices=tuple(OUTPUT_ACTIVATIONS),
                         help=f"output activation{applies_to} (default {output})")
-    parser.add_argument("--loss", default=None,
-                        choices=("squared_error", "binary_cross_entropy", "cross_entropy"),
+    parser.add_argument("--loss", default=None, choices=tuple(LOSSES),
                         help=f"loss{applies_to} (default: the output's natural loss)")
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``python -m pybackprop`` and its commands."""
     parser = argparse.ArgumentParser(
         prog="python -m pybackprop", description=_DESCRIPTION,
@@ -1074,8 +792,8 @@ def build_parser():
     p.add_argument("--hidden", default="64,32", metavar="SIZES",
                    help="hidden layer sizes, e.g. 64,32 (default); 'none' for no hidden layer")
     p.add_argument("--activation", default="relu", metavar="NAME[,NAME...]",
-                   help="hidden activation (relu, tanh, sigmoid, identity), or one per hidden "
-                   "layer, e.g. relu,tanh (default relu)")
+                   help=f"hidden activation ({', '.join(HIDDEN_ACTIVATIONS)}), or one per "
+                   "hidden layer, e.g. relu,tanh (default relu)")
     p.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
     p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default 32)")
     p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam",
@@ -1172,7 +890,7 @@ def build_parser():
     return parser
 
 
-def _dispatch(argv):
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "bench":
         # Everything after "bench" belongs to the benchmark's own parser.
         return run_bench(argv[1:])
@@ -1198,7 +916,7 @@ def _dispatch(argv):
     return run_default(args)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
     0 success; 1 a failed gradient check or diverged training; 2 bad
@@ -1220,10 +938,10 @@ def main(argv=None):
     except SystemExit as exc:  # argparse: --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except TrainingDiverged as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line_message(exc)}", file=sys.stderr)
         return 1
     except (ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from pybackprop import reference
+from pybackprop._validation import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, VALID_PAIRS
 from pybackprop.bench.configs import STEP_CONFIGS, EPOCH_CONFIGS
-from pybackprop.bench.numpy_mlp import NaiveNumpyMLP, StrongNumpyMLP, init_params
+from pybackprop.bench.numpy_mlp import (NAIVE_ACTIVATIONS, NAIVE_DERIVATIVES, NaiveNumpyMLP,
+                                        StrongNumpyMLP, init_params)
 
 try:
     import pybackprop
@@ -30,6 +32,10 @@ ARCHS.update({
     "mixed_sigmoid_se": ([4, 6, 1, 3], ["tanh", "identity"], "sigmoid", "squared_error"),
     "identity_multi": ([3, 5, 4], "identity", "identity", "squared_error"),
 })
+# Every hidden activation with every (output, loss) pair of the library's one
+# definition, so a name added there that a baseline does not handle fails here.
+ARCHS.update({f"{act}+{out}+{loss}": ([3, 4, 5, 3 if out == "softmax" else 2], act, out, loss)
+              for act in HIDDEN_ACTIVATIONS for out, loss in VALID_PAIRS})
 BATCH = {"wide": 2, "mnist": 3, "mnist_f64": 3}
 
 
@@ -166,6 +172,30 @@ def test_baseline_rejects_bad_input():
         StrongNumpyMLP([3, 1], "relu", "softmax", "cross_entropy")
     with pytest.raises(ValueError):
         StrongNumpyMLP([3, 4, 1], "relu", "identity", "cross_entropy")
+
+
+def test_baseline_tables_cover_exactly_the_library_names():
+    assert set(NAIVE_ACTIVATIONS) == set(HIDDEN_ACTIVATIONS) | set(OUTPUT_ACTIVATIONS)
+    assert set(NAIVE_DERIVATIVES) == set(HIDDEN_ACTIVATIONS)
+    for name in HIDDEN_ACTIVATIONS:
+        StrongNumpyMLP([2, 3, 1], name, "identity", "squared_error")
+    with pytest.raises(ValueError, match="unknown activation 'elu'; valid: "
+                       + ", ".join(HIDDEN_ACTIVATIONS)):
+        StrongNumpyMLP([2, 3, 1], "elu", "identity", "squared_error")
+
+
+def test_torch_modules_cover_exactly_the_library_names():
+    pytest.importorskip("torch", reason="PyTorch not installed (optional)")
+    from pybackprop.bench import torch_mlp
+
+    assert set(torch_mlp._HIDDEN) == set(HIDDEN_ACTIVATIONS)
+
+
+def test_sklearn_names_cover_exactly_the_library_names():
+    pytest.importorskip("sklearn", reason="scikit-learn not installed (optional)")
+    from pybackprop.bench import sklearn_mlp
+
+    assert set(sklearn_mlp._ACTIVATION) == set(HIDDEN_ACTIVATIONS)
 
 
 # ---------------------------------------------------------------- the compiled library

@@ -17,18 +17,14 @@ import pytest
 
 selenium = pytest.importorskip("selenium", reason="the browser test needs the selenium package "
                                                   "(pip install selenium)")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
+import browser_tools  # noqa: E402  (tests/browser_tools.py)
 import pybackprop  # noqa: E402
 from pybackprop import explain_html, reference  # noqa: E402
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
-                 if shutil.which(n)), None)
-CHROMEDRIVER = shutil.which("chromedriver")
-if CHROMIUM is None or CHROMEDRIVER is None:
+if browser_tools.CHROMIUM is None or browser_tools.CHROMEDRIVER is None:
     pytest.skip("the browser test needs Chromium and chromedriver on PATH "
                 "(apt-get install -y chromium chromium-driver)", allow_module_level=True)
 
@@ -40,13 +36,7 @@ BLUE, ORANGE = "rgb(31, 111, 209)", "rgb(224, 100, 15)"  # --neg and --pos of th
 
 @pytest.fixture(scope="module")
 def driver():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1500,1100"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    d = browser_tools.chrome(1500, 1100, console_log=True)
     yield d
     d.quit()
 
@@ -293,9 +283,9 @@ def test_user_network_softmax_with_class_label(driver, tmp_path):
     no_console_errors(driver)
 
 
-def test_screenshot_command_writes_a_png(tmp_path):
+def test_screenshot_of_the_whole_page(tmp_path):
     png = tmp_path / "page.png"
-    explain_html.main(["--screenshot", str(png), "--out", str(tmp_path / "page.html")])
+    assert browser_tools.screenshot(png, stage="step") == str(png)
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import pybackprop
-from pybackprop import cli
+from pybackprop import cli, standardize, tables
+from pybackprop._validation import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
 from pybackprop.datasets import load_digits, make_moons, train_test_split
 
 
@@ -168,11 +169,33 @@ def test_fold_standardization_is_exact():
     mean, scale = X.mean(axis=0), X.std(axis=0)
     y_mean, y_scale = np.array([3.0, -1.0]), np.array([10.0, 0.5])
     expected = net.predict((X - mean) / scale) * y_scale + y_mean
-    folded = cli.fold_standardization(net.copy(), mean, scale, y_mean, y_scale)
+    folded = standardize.fold_standardization(net.copy(), mean, scale, y_mean, y_scale)
     np.testing.assert_allclose(folded.predict(X), expected, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="identity output"):
-        cli.fold_standardization(pybackprop.MLP([3, 2], output="softmax"), mean, scale, y_mean,
-                                 y_scale)
+        standardize.fold_standardization(pybackprop.MLP([3, 2], output="softmax"), mean, scale,
+                                         y_mean, y_scale)
+    # still importable from the command line's module, where it used to live
+    assert cli.fold_standardization is standardize.fold_standardization
+    assert cli.read_data is tables.read_data
+
+
+def test_tables_read_a_csv_and_encode_its_labels(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("a,b,kind\n1.5,2,yes\n-3,4e1,no\n0,0,yes\n", encoding="utf-8")
+    table = tables.read_data(str(path))
+    np.testing.assert_array_equal(table.X, [[1.5, 2.0], [-3.0, 40.0], [0.0, 0.0]])
+    assert table.X.dtype == np.float64
+    assert table.feature_names == ["a", "b"] and table.label_name == "kind"
+    classes, y = tables.encode_classes(table.y, str(path), table.label_name)
+    assert classes == ["no", "yes"] and y.tolist() == [1, 0, 1]
+    classes, y = tables.encode_classes(np.array(["2", "1.0", "1"]), "f.csv", "k")
+    assert classes == [1, 2] and y.tolist() == [1, 0, 0]  # "1.0" and "1" are one class
+    np.testing.assert_array_equal(tables.regression_targets(np.array(["0.5", "-2"]), "f", "t"),
+                                  [0.5, -2.0])
+    with pytest.raises(tables.DataFileError, match="the label 't' in f has the value"):
+        tables.regression_targets(np.array(["0.5", "x"]), "f", "t")
+    with pytest.raises(ValueError, match="does not exist"):
+        tables.read_data(str(tmp_path / "missing.csv"))
 
 
 @pytest.fixture(scope="module")
@@ -363,6 +386,17 @@ def test_help_of_every_command(capsys):
                             ("explain", "--html"), ("gradcheck", "--samples")):
         assert cli.main([command, "--help"]) == 0
         assert option in capsys.readouterr().out, command
+
+
+def test_help_names_come_from_the_library(capsys):
+    """The activation, output and loss names in the help are the library's own."""
+    assert cli.main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"hidden activation ({', '.join(HIDDEN_ACTIVATIONS)}), or one per hidden layer" in text
+    assert cli.main(["gradcheck", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--output {" + ",".join(OUTPUT_ACTIVATIONS) + "}" in text
+    assert "--loss {" + ",".join(LOSSES) + "}" in text
 
 
 def test_main_returns_exit_codes(capsys):

@@ -4,12 +4,14 @@ import json
 import math
 import re
 from html.parser import HTMLParser
+from importlib import resources
 
 import numpy as np
 import pytest
 
 import pybackprop
 from pybackprop import explain_html, reference
+from pybackprop._validation import LOSSES, VALID_PAIRS
 
 VOID = {"meta", "br", "input", "link", "img", "hr", "wbr", "source", "col", "area", "base"}
 
@@ -315,10 +317,32 @@ def test_write_html_writes_the_page(tmp_path):
     assert data["network"]["layer_sizes"] == [2, 3, 1] and data["default_lr"] == 2.0
 
 
-def test_main_writes_the_html(tmp_path, capsys):
-    out = tmp_path / "page.html"
-    assert explain_html.main(["--out", str(out)]) == 0
-    assert embedded(out.read_text(encoding="utf-8"))["steps"] == reference.computation_steps(
-        **reference.textbook_221())
-    with pytest.raises(SystemExit):
-        explain_html.main([])
+def test_page_files_are_package_data_filled_in_one_pass(textbook_page):
+    """The skeleton, style and script are files of the package; every placeholder
+    is filled, and text inserted (the JS uses "$" freely) is never read as one."""
+    folder = resources.files("pybackprop") / "explain_page"
+    skeleton = (folder / "page.html").read_text(encoding="utf-8")
+    css = (folder / "page.css").read_text(encoding="utf-8")
+    script = (folder / "page.js").read_text(encoding="utf-8")
+    placeholders = set(re.findall(r"\$\{(\w+)\}", skeleton))
+    assert placeholders == {"description", "max_steps", "options", "svg", "css", "script", "data"}
+    assert skeleton.count("$") == len(re.findall(r"\$\{\w+\}", skeleton))  # nothing else
+    assert "${" not in textbook_page.replace(script, "")
+    assert css in textbook_page and script in textbook_page
+    assert "$(" in script and textbook_page.count(script) == 1  # inserted as it is
+    head, tail = skeleton.split("${svg}")
+    assert textbook_page.startswith(head.split("${")[0])
+    assert textbook_page.endswith(tail.split("}")[-1])
+
+
+def test_loss_names_cover_exactly_the_library_losses():
+    assert set(explain_html._LOSS_NOTES) == set(LOSSES)
+    for output, loss in VALID_PAIRS:
+        net = pybackprop.MLP([2, 3], output=output, loss=loss, seed=0)
+        assert f"loss, {loss}" in explain_html.render_html(net)
+
+
+def test_no_second_command_line():
+    """``python -m pybackprop explain --html`` is the command line of the page."""
+    assert not hasattr(explain_html, "main")
+    assert not hasattr(explain_html, "screenshot")

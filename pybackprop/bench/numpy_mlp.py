@@ -1,8 +1,8 @@
 """NumPy implementations of the MLP training step: the baselines to beat.
 
 :class:`StrongNumpyMLP` is the honest best that NumPy can do for the exact
-math of the SPEC (same forward, loss, gradients and SGD update as
-:class:`pybackprop.MLP`): every buffer is preallocated per batch size, every
+math of :class:`pybackprop.MLP` (the same forward pass, loss, gradients
+and SGD update): every buffer is preallocated per batch size, every
 product is ``np.dot(..., out=)`` straight into BLAS (transposes are views, so
 BLAS gets transpose flags instead of copies), activations are applied in
 place, and the SGD update subtracts in place. Choices below were measured on
@@ -18,8 +18,8 @@ copy; their ``weights``/``biases`` attributes are their own live arrays.
 """
 import numpy as np
 
-# The names and valid (output, loss) pairs are the reference's (stdlib only).
-from ..reference import HIDDEN_ACTIVATIONS, VALID_PAIRS
+# The names and valid (output, loss) pairs of the library, defined once there.
+from .._validation import HIDDEN_ACTIVATIONS, VALID_PAIRS
 
 try:  # SciPy is a runtime dependency of pybackprop; keep a fallback anyway.
     from scipy.special import expit as _expit
@@ -54,7 +54,8 @@ def check_architecture(layer_sizes, activation, output, loss, dtype):
         raise ValueError(f"need {n_hidden} hidden activations, got {len(hidden)}")
     for name in hidden:
         if name not in HIDDEN_ACTIVATIONS:
-            raise ValueError(f"unknown activation {name!r}; valid: {HIDDEN_ACTIVATIONS}")
+            raise ValueError(f"unknown activation {name!r}; valid: "
+                             f"{', '.join(HIDDEN_ACTIVATIONS)}")
     if (output, loss) not in VALID_PAIRS:
         raise ValueError(f"invalid (output, loss) {(output, loss)!r}; valid: {VALID_PAIRS}")
     if output == "softmax" and sizes[-1] < 2:
@@ -206,16 +207,18 @@ class _Buffers:
 
 
 class StrongNumpyMLP(_BaseNumpyMLP):
-    """The SPEC MLP in NumPy, as fast as NumPy allows (the benchmark baseline).
+    """``pybackprop.MLP`` in NumPy, as fast as NumPy allows (the benchmark baseline).
 
     Parameters
     ----------
     layer_sizes : sequence of int
         ``[n0, n1, ..., nL]``.
     activation : str or sequence of str, default "relu"
-        Hidden activation(s): "sigmoid", "relu", "tanh", "identity".
-    output : {"identity", "sigmoid", "softmax"}, default "identity"
-    loss : {"squared_error", "binary_cross_entropy", "cross_entropy"}
+        Hidden activation(s), one name for all hidden layers or one per
+        layer; the names of ``pybackprop.MLP``.
+    output : str, default "identity"
+    loss : str, default "squared_error"
+        An (output, loss) pair that ``pybackprop.MLP`` accepts.
     dtype : {"float32", "float64"}, default "float64"
     weights, biases : lists of arrays, optional
         ``W`` (n_out, n_in) and ``b`` (n_out,) per layer, copied. Default:
@@ -287,8 +290,12 @@ class StrongNumpyMLP(_BaseNumpyMLP):
             W, b = self.weights[i], self.biases[i]
             Z = buf.A[i] if i < L - 1 else buf.Z_out
             if W.shape[1] == 1:
-                # inner dimension 1: a broadcast multiply is ~8x faster than
-                # a BLAS call (PERF-NOTES).
+                # inner dimension 1: an outer product, written as a broadcast
+                # multiply instead of a BLAS call. Which is faster depends on
+                # NumPy and BLAS; compare `python -m timeit -s "import numpy
+                # as np; A = np.ones((32, 1)); WT = np.ones((1, 32)); Z =
+                # np.empty((32, 32))" "np.multiply(A, WT, out=Z)"` with
+                # "np.dot(A, WT, out=Z)".
                 np.multiply(A_prev, self._WT[i], out=Z)
             else:
                 np.dot(A_prev, self._WT[i], out=Z)
@@ -491,32 +498,35 @@ def _softplus(t):
     return np.maximum(t, 0) + np.log1p(np.exp(-np.abs(t)))
 
 
+# Each activation as a plain expression, and its derivative in terms of its
+# output A (keys: the library's names, checked by tests/test_bench_baselines.py).
+NAIVE_ACTIVATIONS = {
+    "identity": lambda Z: Z,
+    "sigmoid": _stable_sigmoid,
+    "relu": lambda Z: np.maximum(Z, 0),
+    "tanh": np.tanh,
+    "softmax": _softmax,
+}
+NAIVE_DERIVATIVES = {
+    "identity": np.ones_like,
+    "sigmoid": lambda A: A * (1 - A),
+    "relu": lambda A: (A > 0).astype(A.dtype),
+    "tanh": lambda A: 1 - A * A,
+}
+
+
 class NaiveNumpyMLP(_BaseNumpyMLP):
-    """The SPEC MLP written as plain NumPy expressions (reference timing only).
+    """``pybackprop.MLP`` written as plain NumPy expressions (reference timing only).
 
     Same constructor as :class:`StrongNumpyMLP`; ``loss_and_grad`` returns
     new arrays.
     """
 
     def _act(self, name, Z):
-        if name == "sigmoid":
-            return _stable_sigmoid(Z)
-        if name == "relu":
-            return np.maximum(Z, 0)
-        if name == "tanh":
-            return np.tanh(Z)
-        if name == "softmax":
-            return _softmax(Z)
-        return Z
+        return NAIVE_ACTIVATIONS[name](Z)
 
     def _act_grad(self, name, A):
-        if name == "sigmoid":
-            return A * (1 - A)
-        if name == "relu":
-            return (A > 0).astype(A.dtype)
-        if name == "tanh":
-            return 1 - A * A
-        return np.ones_like(A)
+        return NAIVE_DERIVATIVES[name](A)
 
     def predict(self, X):
         A = self._as_X(X)

@@ -14,7 +14,9 @@ Method
   drift of a shared machine hits all of them alike. Before its turn an
   implementation sleeps ``settle`` seconds and gets an untimed warm-up:
   OpenBLAS threads keep spinning for a while after a call and fight the
-  next library's thread pool (PyTorch ran up to 25x slower, PERF-NOTES).
+  next library's thread pool (PyTorch ran up to 25x slower without the
+  pause; to see the effect, run ``python -m pybackprop bench --configs mnist
+  --impls numpy torch --settle 0`` and again with the default ``--settle``).
 - A timed block runs enough steps to last ``block_time`` seconds; each turn
   times ``blocks`` blocks; the reported figure is the median of all block
   means (per step), with the interquartile range as a spread.

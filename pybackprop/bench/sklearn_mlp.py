@@ -32,9 +32,13 @@ import numpy as np
 import sklearn
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
+from .numpy_mlp import check_architecture
+
 __all__ = ["SklearnMLP", "sklearn_info"]
 
-_ACTIVATION = {"relu": "relu", "sigmoid": "logistic", "tanh": "tanh", "identity": "identity"}
+# scikit-learn's name for each of the library's hidden activations (the keys
+# are checked against pybackprop._validation by tests/test_bench_baselines.py).
+_ACTIVATION = {"identity": "identity", "sigmoid": "logistic", "relu": "relu", "tanh": "tanh"}
 
 
 def sklearn_info():
@@ -66,15 +70,14 @@ class SklearnMLP:
 
     def __init__(self, layer_sizes, activation, output, loss, dtype, weights, biases, X, y,
                  lr=0.01):
-        sizes = tuple(layer_sizes)
-        hidden = {activation} if isinstance(activation, str) else set(activation)
-        if len(hidden) != 1:
-            raise ValueError("scikit-learn uses one activation for all hidden layers")
+        sizes, hidden, output, loss, self.dtype = check_architecture(
+            layer_sizes, activation, output, loss, dtype)
         if len(sizes) < 3:
             raise ValueError("scikit-learn's MLP needs at least one hidden layer")
-        self.dtype = np.dtype(dtype)
+        if len(set(hidden)) != 1:
+            raise ValueError("scikit-learn uses one activation for all hidden layers")
         self.output, self.loss_name, self.n_out = output, loss, sizes[-1]
-        params = dict(hidden_layer_sizes=sizes[1:-1], activation=_ACTIVATION[hidden.pop()],
+        params = dict(hidden_layer_sizes=sizes[1:-1], activation=_ACTIVATION[hidden[0]],
                       solver="sgd", alpha=0.0, momentum=0.0, nesterovs_momentum=False,
                       learning_rate="constant", learning_rate_init=lr,
                       batch_size=len(X), shuffle=False, random_state=0, max_iter=1)

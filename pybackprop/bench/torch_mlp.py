@@ -10,9 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .numpy_mlp import check_architecture
+
 __all__ = ["TorchMLP", "torch_info"]
 
-_HIDDEN = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}
+# torch's module for each of the library's hidden activations (the keys are
+# checked against pybackprop._validation by tests/test_bench_baselines.py).
+_HIDDEN = {"identity": nn.Identity, "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -22,7 +26,7 @@ def torch_info():
 
 
 class TorchMLP:
-    """The SPEC MLP in PyTorch.
+    """``pybackprop.MLP`` in PyTorch.
 
     Parameters
     ----------
@@ -41,10 +45,10 @@ class TorchMLP:
     """
 
     def __init__(self, layer_sizes, activation, output, loss, dtype, weights, biases):
-        sizes = tuple(layer_sizes)
-        n_hidden = len(sizes) - 2
-        hidden = (activation,) * n_hidden if isinstance(activation, str) else tuple(activation)
-        self.dtype = _DTYPES[str(np.dtype(dtype))]
+        sizes, hidden, output, loss, dtype = check_architecture(layer_sizes, activation, output,
+                                                                loss, dtype)
+        n_hidden = len(hidden)
+        self.dtype = _DTYPES[dtype.name]
         self.output, self.loss_name = output, loss
         modules = []
         for i, (W, b) in enumerate(zip(weights, biases)):
