@@ -261,7 +261,7 @@ def _float64_net(net: MLP) -> MLP:
     return clone
 
 
-def _central_difference(f: Callable[[], float], array: NDArray[np.float64],
+def _central_difference(f: Callable[[], float], array: NDArray[np.floating[Any]],
                         index: tuple[int, ...], eps: float) -> float:
     """(f(x + h) - f(x - h)) / (x+h - (x-h)) for the entry array[index], restored exactly."""
     saved = array[index]
