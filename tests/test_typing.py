@@ -34,3 +34,5 @@ def test_user_script_runs(tmp_path):
     # d/dw (sigmoid(w x) - 1)^2 = 2 (s - 1) s (1 - s) x with s = sigmoid(w x)
     s = 1.0 / (1.0 + math.exp(-1.0))
     assert math.isclose(summary.graph_gradient, 2 * (s - 1) * s * (1 - s) * 2.0, rel_tol=1e-12)
+    # the float32 twin differs only by float32 rounding
+    assert 0 < summary.float32_max_difference < 1e-4

@@ -36,6 +36,7 @@ class Summary(NamedTuple):
     gradient_check_error: float
     reference_loss_difference: float
     graph_gradient: float
+    float32_max_difference: float
 
 
 def digits_split() -> tuple[FloatArray, FloatArray, NDArray[np.int64], NDArray[np.int64]]:
@@ -83,6 +84,14 @@ def accuracy(net: MLP, X: FloatArray, y: NDArray[np.int64]) -> float:
 
 def class_probabilities(net: MLP, X: FloatArray) -> FloatArray:
     return net.predict(X)
+
+
+def float32_twin(net: MLP) -> MLP:
+    """The same architecture and parameters in float32, built from the network's properties."""
+    twin = MLP(net.layer_sizes, activation=list(net.activations), output=net.output,
+               loss=net.loss_name, dtype="float32")
+    twin.load_state_dict(net.state_dict())  # float64 values rounded to float32
+    return twin
 
 
 def train_by_hand(net: MLP, X: FloatArray, y: NDArray[np.int64], epochs: int) -> list[float]:
@@ -183,7 +192,9 @@ def main(directory: Path) -> Summary:
     return Summary(history, accuracy(net, X_test, y_test), losses, saved_outputs_equal,
                    resumed_outputs_equal,
                    gradient_check_error(seed=0), reference_loss_difference(seed=0),
-                   graph_gradient())
+                   graph_gradient(),
+                   float(np.max(np.abs(class_probabilities(float32_twin(net), X_test)
+                                       - class_probabilities(net, X_test)))))
 
 
 if __name__ == "__main__":
