@@ -7,9 +7,14 @@ implementation of the same mathematics that the core is tested against.
 
 import os as _os
 from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
+from typing import Any as _Any
+from typing import Literal as _Literal
+from typing import Optional as _Optional
+from typing import Union as _Union
+from typing import overload as _overload
 
 
-def _use_installed_build():
+def _use_installed_build() -> None:
     """Import the compiled modules from the installed copy when this package
     is the unbuilt source checkout.
 
@@ -23,7 +28,7 @@ def _use_installed_build():
     """
     import sys
 
-    def compiled(directory):
+    def compiled(directory: str) -> bool:
         return any(_os.path.exists(_os.path.join(directory, "_core" + suffix))
                    for suffix in _EXTENSION_SUFFIXES)
 
@@ -46,7 +51,23 @@ from .training import History, TrainingDiverged  # noqa: E402
 __version__ = "0.1.0"
 
 
-def load(path, with_optimizer_state=False):
+@_overload
+def load(path: _Union[str, "_os.PathLike[str]"], with_optimizer_state: _Literal[False] = ...,
+         ) -> MLP: ...
+
+
+@_overload
+def load(path: _Union[str, "_os.PathLike[str]"], with_optimizer_state: _Literal[True],
+         ) -> tuple[MLP, _Optional[dict[str, _Any]]]: ...
+
+
+@_overload
+def load(path: _Union[str, "_os.PathLike[str]"], with_optimizer_state: bool = ...,
+         ) -> _Union[MLP, tuple[MLP, _Optional[dict[str, _Any]]]]: ...
+
+
+def load(path: _Union[str, "_os.PathLike[str]"], with_optimizer_state: bool = False,
+         ) -> _Union[MLP, tuple[MLP, _Optional[dict[str, _Any]]]]:
     """Load a network saved with :meth:`MLP.save` (never unpickles).
 
     Returns the network, or ``(network, optimizer_state)`` with

@@ -12,18 +12,20 @@ installed and BLAS keeps its own threading.
 import ctypes
 import glob
 import os
+from types import ModuleType
+from typing import Optional
 
 import scipy
 
 
-def scipy_openblas_path():
+def scipy_openblas_path() -> Optional[str]:
     """Path of the OpenBLAS library inside SciPy's wheel, or None."""
     libs = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
     candidates = sorted(glob.glob(os.path.join(libs, "libscipy_openblas*.so*")))
     return candidates[0] if candidates else None
 
 
-def _find_thread_function():
+def _find_thread_function() -> Optional[int]:
     """Address of openblas_set_num_threads_local in SciPy's OpenBLAS, or None."""
     path = scipy_openblas_path()
     if path is None:
@@ -42,7 +44,7 @@ _THREAD_FUNCTION = _find_thread_function()
 THREAD_HOOK = _THREAD_FUNCTION is not None
 
 
-def install_thread_hook(core):
+def install_thread_hook(core: ModuleType) -> bool:
     """Hand openblas_set_num_threads_local to one compiled core module (each
     variant keeps its own pointer); return whether it was found."""
     if _THREAD_FUNCTION is None:

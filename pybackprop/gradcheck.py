@@ -26,12 +26,15 @@ Every perturbed parameter is written back exactly (the saved value, not
 ``value + eps - eps``), so a check leaves the network bit-for-bit unchanged.
 """
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional, Union, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import reference
+from .network import MLP
 
 __all__ = [
     "DEFAULT_FLOOR",
@@ -61,8 +64,21 @@ REFERENCE_FLOOR = 1e-2
 #: Default pass thresholds of :func:`compare_with_reference`, per dtype.
 REFERENCE_TOL = {"float64": 1e-10, "float32": 1e-4}
 
+# What the checks compare: (layer or None, "W"/"b"/"X"/"loss", value, expected).
+_Comparison = tuple[Optional[int], str, ArrayLike, ArrayLike]
 
-def relative_error(a, b, floor=DEFAULT_FLOOR):
+
+@overload
+def relative_error(a: float, b: float, floor: float = ...) -> float: ...
+
+
+@overload
+def relative_error(a: ArrayLike, b: ArrayLike,
+                   floor: float = ...) -> Union[float, NDArray[np.float64]]: ...
+
+
+def relative_error(a: ArrayLike, b: ArrayLike,
+                   floor: float = DEFAULT_FLOOR) -> Union[float, NDArray[np.float64]]:
     """Elementwise ``|a - b| / max(|a|, |b|, floor)``.
 
     Parameters
@@ -77,14 +93,14 @@ def relative_error(a, b, floor=DEFAULT_FLOOR):
     -------
     ndarray or float
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), floor)
-    err = np.abs(a - b) / scale
+    a_array = np.asarray(a, dtype=np.float64)
+    b_array = np.asarray(b, dtype=np.float64)
+    scale = np.maximum(np.maximum(np.abs(a_array), np.abs(b_array)), floor)
+    err = np.abs(a_array - b_array) / scale
     return float(err) if err.ndim == 0 else err
 
 
-def _where(layer, param, index):
+def _where(layer: Optional[int], param: str, index: tuple[int, ...]) -> str:
     if param == "loss":
         return "the loss"
     position = ", ".join(str(i) for i in index)
@@ -124,9 +140,9 @@ class GradCheckResult:
 
     method: str
     max_rel_error: float
-    layer: object
+    layer: Optional[int]
     param: str
-    index: tuple
+    index: tuple[int, ...]
     value: float
     expected: float
     n_checked: int
@@ -134,16 +150,16 @@ class GradCheckResult:
     floor: float
 
     @property
-    def passed(self):
+    def passed(self) -> bool:
         """bool: ``max_rel_error <= tol``."""
         return self.max_rel_error <= self.tol
 
     @property
-    def where(self):
+    def where(self) -> str:
         """str: the worst entry in words, e.g. "layer 1 W[0, 2]"."""
         return _where(self.layer, self.param, self.index)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         return (f"GradCheckResult({self.method}: worst relative error {self.max_rel_error:.3g} "
                 f"at {self.where} (network {self.value:.10g}, expected {self.expected:.10g}); "
@@ -177,11 +193,11 @@ class DirectionalCheckResult:
     floor: float
 
     @property
-    def passed(self):
+    def passed(self) -> bool:
         """bool: ``max_rel_error <= tol``."""
         return self.max_rel_error <= self.tol
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         return (f"DirectionalCheckResult(worst relative error {self.max_rel_error:.3g} over "
                 f"{self.n_directions} random directions in {self.n_params} parameters "
@@ -216,11 +232,11 @@ class DescentCheckResult:
     tol: float
 
     @property
-    def passed(self):
+    def passed(self) -> bool:
         """bool: ``|ratio - 1| <= tol``."""
         return abs(self.ratio - 1.0) <= self.tol
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         return (f"DescentCheckResult(lr {self.lr:g}: loss {self.loss_before:.10g} -> "
                 f"{self.loss_after:.10g}, decrease {self.actual_decrease:.4g} vs predicted "
@@ -232,12 +248,10 @@ class DescentCheckResult:
 # Helpers
 # ---------------------------------------------------------------------------
 
-def _float64_net(net):
+def _float64_net(net: MLP) -> MLP:
     """net itself if it is float64, else a float64 network with the same parameters."""
     if net.dtype == np.float64:
         return net
-    from .network import MLP
-
     clone = MLP(net.layer_sizes, activation=list(net.activations), output=net.output,
                 loss=net.loss_name, dtype="float64")
     for target, source in zip(clone.weights, net.weights):
@@ -247,7 +261,8 @@ def _float64_net(net):
     return clone
 
 
-def _central_difference(f, array, index, eps):
+def _central_difference(f: Callable[[], float], array: NDArray[np.floating[Any]],
+                        index: tuple[int, ...], eps: float) -> float:
     """(f(x + h) - f(x - h)) / (x+h - (x-h)) for the entry array[index], restored exactly."""
     saved = array[index]
     try:
@@ -263,43 +278,46 @@ def _central_difference(f, array, index, eps):
     return (f_up - f_down) / (up - down)
 
 
-def _worst(errors_by_location, method, tol, floor):
+def _worst(errors_by_location: Iterable[_Comparison], method: str, tol: float,
+           floor: float) -> GradCheckResult:
     """GradCheckResult from a list of (layer, param, value array, expected array)."""
-    best = None
+    best: Optional[tuple[float, Optional[int], str, tuple[int, ...], float, float]] = None
     n_checked = 0
-    for layer, param, value, expected in errors_by_location:
-        value = np.asarray(value, dtype=np.float64)
-        expected = np.asarray(expected, dtype=np.float64)
+    for layer, param, value_like, expected_like in errors_by_location:
+        value = np.asarray(value_like, dtype=np.float64)
+        expected = np.asarray(expected_like, dtype=np.float64)
         n_checked += value.size
-        err = relative_error(value, expected, floor)
-        err = np.atleast_1d(err)
+        err = np.atleast_1d(relative_error(value, expected, floor))
         flat = int(np.argmax(err))
-        index = np.unravel_index(flat, value.shape) if value.ndim else ()
+        index = tuple(int(i) for i in np.unravel_index(flat, value.shape)) if value.ndim else ()
         if best is None or err.flat[flat] > best[0]:
-            best = (float(err.flat[flat]), layer, param, tuple(int(i) for i in index),
+            best = (float(err.flat[flat]), layer, param, index,
                     float(value[index]), float(expected[index]))
-    max_rel, layer, param, index, value, expected = best
-    return GradCheckResult(method, max_rel, layer, param, index, value, expected,
-                           n_checked, tol, floor)
+    assert best is not None, "every check compares at least one array"
+    max_rel, worst_layer, worst_param, worst_index, worst_value, worst_expected = best
+    return GradCheckResult(method, max_rel, worst_layer, worst_param, worst_index, worst_value,
+                           worst_expected, n_checked, tol, floor)
 
 
-def _cast_batch(net, X, y, sample_weight):
+def _cast_batch(net: MLP, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike],
+                ) -> tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]:
     """X, y and sample_weight as arrays of the network's dtype (labels stay integers)."""
-    X = np.array(X, dtype=net.dtype)
-    y = np.asarray(y)
-    if not (net.loss_name == "cross_entropy" and y.ndim == 1 and y.dtype.kind in "iu"):
-        y = y.astype(net.dtype)
-    if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=net.dtype)
-    return X, y, sample_weight
+    X_array = np.array(X, dtype=net.dtype)
+    y_array = np.asarray(y)
+    if not (net.loss_name == "cross_entropy" and y_array.ndim == 1
+            and y_array.dtype.kind in "iu"):
+        y_array = y_array.astype(net.dtype)
+    w_array = None if sample_weight is None else np.asarray(sample_weight, dtype=net.dtype)
+    return X_array, y_array, w_array
 
 
 # ---------------------------------------------------------------------------
 # The checks
 # ---------------------------------------------------------------------------
 
-def check_gradients(net, X, y, sample_weight=None, *, eps=1e-6, floor=DEFAULT_FLOOR,
-                    tol=1e-4, check_input=False):
+def check_gradients(net: MLP, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None,
+                    *, eps: float = 1e-6, floor: float = DEFAULT_FLOOR, tol: float = 1e-4,
+                    check_input: bool = False) -> GradCheckResult:
     """Compare every analytic gradient entry with a central finite difference.
 
     For each weight and bias ``p``: ``(L(p + eps) - L(p - eps)) / (2 eps)``
@@ -339,10 +357,10 @@ def check_gradients(net, X, y, sample_weight=None, *, eps=1e-6, floor=DEFAULT_FL
     else:
         _, grad_weights, grad_biases = work.loss_and_grad(X, y, sample_weight, copy=True)
 
-    def f():
+    def f() -> float:
         return work.loss(X, y, sample_weight)
 
-    compared = []
+    compared: list[_Comparison] = []
     for layer, (W, b) in enumerate(zip(work.weights, work.biases)):
         for param, array, grad in (("W", W, grad_weights[layer]), ("b", b, grad_biases[layer])):
             numeric = np.empty(array.shape)
@@ -357,8 +375,10 @@ def check_gradients(net, X, y, sample_weight=None, *, eps=1e-6, floor=DEFAULT_FL
     return _worst(compared, "finite_differences", tol, floor)
 
 
-def check_directional(net, X, y, sample_weight=None, *, eps=1e-6, n_directions=3, seed=None,
-                      floor=DEFAULT_FLOOR, tol=1e-4):
+def check_directional(net: MLP, X: ArrayLike, y: ArrayLike,
+                      sample_weight: Optional[ArrayLike] = None, *, eps: float = 1e-6,
+                      n_directions: int = 3, seed: Optional[int] = None,
+                      floor: float = DEFAULT_FLOOR, tol: float = 1e-4) -> DirectionalCheckResult:
     """Check the gradient along random directions: two loss evaluations each.
 
     For a random unit vector d over all parameters (weights and biases
@@ -397,7 +417,7 @@ def check_directional(net, X, y, sample_weight=None, *, eps=1e-6, n_directions=3
     n_params = sum(p.size for p in params)
     rng = np.random.default_rng(seed)
 
-    worst = None
+    worst: Optional[tuple[float, float, float]] = None
     for _ in range(n_directions):
         d = [rng.standard_normal(p.shape) for p in params]
         norm = math.sqrt(sum(float(np.sum(di * di)) for di in d))
@@ -417,11 +437,13 @@ def check_directional(net, X, y, sample_weight=None, *, eps=1e-6, n_directions=3
         err = relative_error(analytic, numeric, floor)
         if worst is None or err > worst[0]:
             worst = (err, analytic, numeric)
+    assert worst is not None, "n_directions >= 1 was checked above"
     return DirectionalCheckResult(worst[0], worst[1], worst[2], n_directions, n_params,
                                   eps, tol, floor)
 
 
-def check_descent(net, X, y, sample_weight=None, *, lr=1e-4, tol=1e-2):
+def check_descent(net: MLP, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None,
+                  *, lr: float = 1e-4, tol: float = 1e-2) -> DescentCheckResult:
     """Check that one SGD step lowers the loss by about ``lr * ||g||^2``.
 
     To first order, ``L(theta - lr g) = L(theta) - lr ||g||^2``; the
@@ -460,8 +482,10 @@ def check_descent(net, X, y, sample_weight=None, *, lr=1e-4, tol=1e-2):
     return DescentCheckResult(loss_before, loss_after, actual, predicted, ratio, lr, tol)
 
 
-def compare_with_reference(net, X, y, sample_weight=None, *, max_samples=None, floor=None,
-                           tol=None):
+def compare_with_reference(net: MLP, X: ArrayLike, y: ArrayLike,
+                           sample_weight: Optional[ArrayLike] = None, *,
+                           max_samples: Optional[int] = None, floor: Optional[float] = None,
+                           tol: Optional[float] = None) -> GradCheckResult:
     """Compare the network's loss and gradients with :mod:`pybackprop.reference`.
 
     The reference runs in plain Python on exactly the network's parameters
@@ -491,18 +515,18 @@ def compare_with_reference(net, X, y, sample_weight=None, *, max_samples=None, f
         ``expected`` the reference's.
     """
     tol = REFERENCE_TOL[net.dtype.name] if tol is None else tol
-    X, y, sample_weight = _cast_batch(net, X, y, sample_weight)
+    X_batch, y_batch, w_batch = _cast_batch(net, X, y, sample_weight)
     if max_samples is not None:
-        X, y = X[:max_samples], y[:max_samples]
-        if sample_weight is not None:
-            sample_weight = sample_weight[:max_samples]
-    loss, grad_weights, grad_biases = net.loss_and_grad(X, y, sample_weight, copy=True)
+        X_batch, y_batch = X_batch[:max_samples], y_batch[:max_samples]
+        if w_batch is not None:
+            w_batch = w_batch[:max_samples]
+    loss, grad_weights, grad_biases = net.loss_and_grad(X_batch, y_batch, w_batch, copy=True)
     ref_loss, ref_weights, ref_biases = reference.loss_and_grad(
         [W.tolist() for W in net.weights], [b.tolist() for b in net.biases],
-        X.tolist(), y.tolist(), activation=list(net.activations), output=net.output,
+        X_batch.tolist(), y_batch.tolist(), activation=list(net.activations), output=net.output,
         loss=net.loss_name,
-        sample_weight=None if sample_weight is None else sample_weight.tolist())
-    compared = [(None, "loss", loss, ref_loss)]
+        sample_weight=None if w_batch is None else w_batch.tolist())
+    compared: list[_Comparison] = [(None, "loss", loss, ref_loss)]
     for layer in range(len(grad_weights)):
         compared.append((layer, "W", grad_weights[layer], ref_weights[layer]))
         compared.append((layer, "b", grad_biases[layer], ref_biases[layer]))

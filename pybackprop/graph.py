@@ -25,11 +25,14 @@ Examples
 """
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Sequence, Union
 
 from . import reference
 
 __all__ = ["Value", "Path", "paths", "mlp_loss"]
+
+# A number or a node: what the arithmetic operators of Value accept.
+_Operand = Union["Value", float]
 
 
 class Value:
@@ -59,50 +62,57 @@ class Value:
 
     __slots__ = ("data", "grad", "label", "op", "parents")
 
-    def __init__(self, data, label="", *, op="", parents=()):
+    data: float
+    grad: float
+    label: str
+    op: str
+    parents: tuple[tuple["Value", float], ...]
+
+    def __init__(self, data: float, label: str = "", *, op: str = "",
+                 parents: Sequence[tuple["Value", float]] = ()) -> None:
         self.data = float(data)
         self.grad = 0.0
         self.label = label
         self.op = op
         self.parents = tuple(parents)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         name = f"{self.label!r}, " if self.label else ""
         return f"Value({name}data={self.data!r}, grad={self.grad!r})"
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The label, or the operation that made the node."""
         return self.label or self.op or repr(self.data)
 
     # -- arithmetic --------------------------------------------------------
 
     @staticmethod
-    def _lift(other):
+    def _lift(other: _Operand) -> "Value":
         # A plain number becomes a constant leaf, so 2 * a and a + 1 work.
         return other if isinstance(other, Value) else Value(other, repr(other))
 
-    def __add__(self, other):
+    def __add__(self, other: _Operand) -> "Value":
         other = self._lift(other)
         return Value(self.data + other.data, op="+", parents=((self, 1.0), (other, 1.0)))
 
-    def __sub__(self, other):
+    def __sub__(self, other: _Operand) -> "Value":
         other = self._lift(other)
         return Value(self.data - other.data, op="-", parents=((self, 1.0), (other, -1.0)))
 
-    def __mul__(self, other):
+    def __mul__(self, other: _Operand) -> "Value":
         other = self._lift(other)
         return Value(self.data * other.data, op="*",
                      parents=((self, other.data), (other, self.data)))
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: _Operand) -> "Value":
         other = self._lift(other)
         # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
         return Value(self.data / other.data, op="/",
                      parents=((self, 1.0 / other.data),
                               (other, -self.data / other.data ** 2)))
 
-    def __pow__(self, exponent):
+    def __pow__(self, exponent: _Operand) -> "Value":
         """``self ** exponent`` for a constant exponent or a Value exponent.
 
         For a Value exponent p, d(a^p)/dp = a^p log(a), defined for a > 0
@@ -118,72 +128,73 @@ class Value:
         return Value(self.data ** p, op=f"**{exponent!r}",
                      parents=((self, p * self.data ** (p - 1)),))
 
-    def __neg__(self):
+    def __neg__(self) -> "Value":
         return Value(-self.data, op="neg", parents=((self, -1.0),))
 
-    def __radd__(self, other):
+    def __radd__(self, other: float) -> "Value":
         return self._lift(other) + self
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: float) -> "Value":
         return self._lift(other) - self
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: float) -> "Value":
         return self._lift(other) * self
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: float) -> "Value":
         return self._lift(other) / self
 
-    def __rpow__(self, base):
+    def __rpow__(self, base: float) -> "Value":
         return self._lift(base) ** self
 
     # -- elementary functions ----------------------------------------------
 
-    def exp(self):
+    def exp(self) -> "Value":
         """e^x; its derivative is e^x itself."""
         out = math.exp(self.data)
         return Value(out, op="exp", parents=((self, out),))
 
-    def log(self):
+    def log(self) -> "Value":
         """Natural logarithm; derivative 1/x."""
         return Value(math.log(self.data), op="log", parents=((self, 1.0 / self.data),))
 
-    def sin(self):
+    def sin(self) -> "Value":
         """sin x; derivative cos x."""
         return Value(math.sin(self.data), op="sin", parents=((self, math.cos(self.data)),))
 
-    def cos(self):
+    def cos(self) -> "Value":
         """cos x; derivative -sin x."""
         return Value(math.cos(self.data), op="cos", parents=((self, -math.sin(self.data)),))
 
-    def tanh(self):
+    def tanh(self) -> "Value":
         """tanh x; derivative 1 - tanh(x)^2."""
         out = math.tanh(self.data)
         return Value(out, op="tanh", parents=((self, 1.0 - out * out),))
 
-    def sigmoid(self):
+    def sigmoid(self) -> "Value":
         """1 / (1 + e^-x), computed without overflow; derivative s (1 - s)."""
         out = reference.sigmoid(self.data)
         return Value(out, op="sigmoid", parents=((self, out * (1.0 - out)),))
 
-    def relu(self):
+    def relu(self) -> "Value":
         """max(x, 0); derivative 1 for x > 0 and 0 otherwise (0 at x = 0)."""
         positive = self.data > 0
         return Value(self.data if positive else 0.0, op="relu",
                      parents=((self, 1.0 if positive else 0.0),))
 
-    def identity(self):
+    def identity(self) -> "Value":
         """x itself, as a node of its own; derivative 1."""
         return Value(self.data, op="identity", parents=((self, 1.0),))
 
     # -- differentiation ---------------------------------------------------
 
-    def topological_order(self):
+    def topological_order(self) -> list["Value"]:
         """Every node this one depends on (itself included), parents first.
 
         Iterative depth-first search, so deep graphs do not hit Python's
         recursion limit.
         """
-        order, seen = [], {id(self)}
+        order: list[Value] = []
+        seen = {id(self)}
         stack = [(self, iter(self.parents))]
         while stack:
             node, pending = stack[-1]
@@ -197,7 +208,7 @@ class Value:
                 order.append(node)
         return order
 
-    def backward(self):
+    def backward(self) -> None:
         """Set ``grad`` of every node in the graph to d(self)/d(node).
 
         All gradients in the graph are first reset to zero (so calling
@@ -230,18 +241,18 @@ class Path(NamedTuple):
         gradient.
     """
 
-    nodes: tuple
-    local_derivatives: tuple
+    nodes: tuple[Value, ...]
+    local_derivatives: tuple[float, ...]
     product: float
 
-    def describe(self, digits=6):
+    def describe(self, digits: int = 6) -> str:
         """The path as text, e.g. ``w -> h -> L: 2 * 3 = 6``."""
         names = " -> ".join(node.name for node in self.nodes)
         factors = " * ".join(format(d, f".{digits}g") for d in self.local_derivatives)
         return f"{names}: {factors} = {format(self.product, f'.{digits}g')}"
 
 
-def paths(output, leaf):
+def paths(output: Value, leaf: Value) -> list[Path]:
     """Every path from ``leaf`` to ``output`` with the product of its local derivatives.
 
     The sum of the products is d output / d leaf, which is what
@@ -257,9 +268,9 @@ def paths(output, leaf):
     -------
     list of Path
     """
-    found = []
+    found: list[Path] = []
     # Walk from the output towards the leaves, carrying the path so far.
-    stack = [(output, (output,), ())]
+    stack: list[tuple[Value, tuple[Value, ...], tuple[float, ...]]] = [(output, (output,), ())]
     while stack:
         node, nodes, derivatives = stack.pop()
         if node is leaf:
@@ -271,8 +282,12 @@ def paths(output, leaf):
     return found
 
 
-def mlp_loss(weights, biases, X, y, activation="sigmoid", output="sigmoid",
-             loss="squared_error", sample_weight=None):
+def mlp_loss(weights: Sequence[reference._Matrix], biases: Sequence[Sequence[float]],
+             X: reference._Matrix, y: reference._Targets,
+             activation: reference._Activation = "sigmoid", output: str = "sigmoid",
+             loss: Optional[str] = "squared_error",
+             sample_weight: Optional[Sequence[float]] = None,
+             ) -> tuple[Value, list[list[list[Value]]], list[list[Value]]]:
     """An MLP's batch loss built from scalar :class:`Value` nodes.
 
     Same semantics as :func:`pybackprop.reference.loss_and_grad`, but every
@@ -331,7 +346,7 @@ def mlp_loss(weights, biases, X, y, activation="sigmoid", output="sigmoid",
     return total / math.fsum(sw), W, b
 
 
-def _softplus(z):
+def _softplus(z: Value) -> Value:
     """log(1 + e^z) as graph nodes: max(z, 0) + log(1 + e^-|z|), no overflow."""
     if z.data > 0:
         return z + (1.0 + (-z).exp()).log()

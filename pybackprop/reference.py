@@ -41,6 +41,7 @@ textbook 2-2-1 example (:func:`textbook_221`).
 """
 
 import math
+from typing import Any, Optional, Sequence, TypedDict, Union, cast, overload
 
 __all__ = [
     "HIDDEN_ACTIVATIONS",
@@ -53,6 +54,7 @@ __all__ = [
     "loss_and_grad",
     "input_grad",
     "computation_steps",
+    "Step",
     "explain",
     "textbook_221",
 ]
@@ -70,12 +72,20 @@ VALID_PAIRS = (
 _DEFAULT_LOSS = {"identity": "squared_error", "sigmoid": "binary_cross_entropy",
                  "softmax": "cross_entropy"}
 
+# Types of the arguments, as they are written in the docstrings.
+_Matrix = Sequence[Sequence[float]]  # rows: W (n_out, n_in), X (n_samples, n0)
+_Activation = Union[str, Sequence[str]]  # one name, or one per hidden layer
+# rows (n_samples, nL), floats when nL == 1, or integer class labels
+_Targets = Union[Sequence[Sequence[float]], Sequence[float]]
+# One matrix per layer: zs[l][i][j] is layer l, sample i, neuron j.
+_PerLayer = list[list[list[float]]]
+
 
 # ---------------------------------------------------------------------------
 # Scalar pieces
 # ---------------------------------------------------------------------------
 
-def sigmoid(z):
+def sigmoid(z: float) -> float:
     """Logistic function 1 / (1 + exp(-z)), never overflowing.
 
     For z < 0 the equivalent form exp(z) / (1 + exp(z)) is used, so ``exp``
@@ -87,23 +97,23 @@ def sigmoid(z):
     return e / (1.0 + e)
 
 
-def relu(z):
+def relu(z: float) -> float:
     """max(z, 0)."""
     return z if z > 0 else 0.0
 
 
-def softplus(t):
+def softplus(t: float) -> float:
     """log(1 + exp(t)) computed as max(t, 0) + log1p(exp(-|t|))."""
     return max(t, 0.0) + math.log1p(math.exp(-abs(t)))
 
 
-def log_sum_exp(z):
+def log_sum_exp(z: Sequence[float]) -> float:
     """log(sum_k exp(z_k)), shifted by max(z) so no exponential overflows."""
     m = max(z)
     return m + math.log(math.fsum(math.exp(zk - m) for zk in z))
 
 
-def softmax(z):
+def softmax(z: Sequence[float]) -> list[float]:
     """exp(z_k) / sum_j exp(z_j), shifted by max(z) so no exponential overflows."""
     m = max(z)
     e = [math.exp(zk - m) for zk in z]
@@ -111,7 +121,7 @@ def softmax(z):
     return [ek / total for ek in e]
 
 
-def activate(name, z):
+def activate(name: str, z: float) -> float:
     """a = act(z) for one neuron of an elementwise activation."""
     if name == "sigmoid":
         return sigmoid(z)
@@ -122,7 +132,7 @@ def activate(name, z):
     return z  # identity
 
 
-def derivative_from_activation(name, a):
+def derivative_from_activation(name: str, a: float) -> float:
     """act'(z) written in terms of the saved a = act(z).
 
     sigmoid: a (1 - a); tanh: 1 - a^2; relu: 1 if a > 0 else 0 (so the
@@ -137,7 +147,7 @@ def derivative_from_activation(name, a):
     return 1.0  # identity
 
 
-def _dot(row, values):
+def _dot(row: Sequence[float], values: Sequence[float]) -> float:
     return math.fsum(w * v for w, v in zip(row, values))
 
 
@@ -145,13 +155,14 @@ def _dot(row, values):
 # Validation: the same rules as the compiled network
 # ---------------------------------------------------------------------------
 
-def _choose(kind, value, valid):
+def _choose(kind: str, value: object, valid: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in valid:
         raise ValueError(f"unknown {kind} {value!r}; valid choices: {', '.join(valid)}")
     return value
 
 
-def _check_config(n_layers, n_out, activation, output, loss):
+def _check_config(n_layers: int, n_out: int, activation: _Activation, output: str,
+                  loss: Optional[str]) -> tuple[list[str], str, str]:
     """Return (hidden activation names, output, loss) after checking them.
 
     Raises ValueError (listing the valid choices) for an unknown name, a
@@ -165,7 +176,8 @@ def _check_config(n_layers, n_out, activation, output, loss):
         try:
             hidden = list(activation)
         except TypeError:
-            raise TypeError(f"activation must be a name or a list of names, got {activation!r}") from None
+            raise TypeError(f"activation must be a name or a list of names, "
+                            f"got {activation!r}") from None
         if len(hidden) != n_hidden:
             raise ValueError(f"activation lists one name per hidden layer: expected {n_hidden}, "
                              f"got {len(hidden)} ({hidden!r})")
@@ -184,11 +196,11 @@ def _check_config(n_layers, n_out, activation, output, loss):
     return hidden, output, loss
 
 
-def _is_real(value):
+def _is_real(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _check_parameters(weights, biases):
+def _check_parameters(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]]) -> list[int]:
     """Return layer_sizes [n0, ..., nL] after checking the parameter shapes."""
     if len(weights) == 0 or len(weights) != len(biases):
         raise ValueError(f"need one bias vector per weight matrix and at least one layer; "
@@ -203,12 +215,13 @@ def _check_parameters(weights, biases):
                 raise ValueError(f"layer {layer}: every row of W must have {n_in} entries "
                                  f"(the size of the layer below), got a row of {len(row)}")
         if len(b) != n_out:
-            raise ValueError(f"layer {layer}: b must have {n_out} entries (one per row of W), got {len(b)}")
+            raise ValueError(f"layer {layer}: b must have {n_out} entries (one per row of W), "
+                             f"got {len(b)}")
         sizes.append(n_out)
     return sizes
 
 
-def _check_inputs(X, n_in):
+def _check_inputs(X: Sequence[Any], n_in: int) -> None:
     if len(X) == 0:
         raise ValueError("X is an empty batch; need at least one sample")
     for i, x in enumerate(X):
@@ -219,7 +232,7 @@ def _check_inputs(X, n_in):
             raise ValueError(f"sample {i} of X has {len(x)} features, expected {n_in}")
 
 
-def _target_rows(y, n, n_out, loss):
+def _target_rows(y: Sequence[Any], n: int, n_out: int, loss: str) -> list[list[float]]:
     """Targets as n rows of n_out floats (class labels become one-hot rows)."""
     if len(y) != n:
         raise ValueError(f"y has {len(y)} entries for {n} samples")
@@ -231,7 +244,8 @@ def _target_rows(y, n, n_out, loss):
                     raise TypeError(f"a flat y for cross_entropy holds integer class labels, "
                                     f"got {target!r} at position {i}")
                 if not 0 <= target < n_out:
-                    raise ValueError(f"class label {target} at position {i} is outside 0..{n_out - 1}")
+                    raise ValueError(f"class label {target} at position {i} "
+                                     f"is outside 0..{n_out - 1}")
                 rows.append([1.0 if k == target else 0.0 for k in range(n_out)])
             elif n_out == 1:
                 rows.append([float(target)])
@@ -245,7 +259,7 @@ def _target_rows(y, n, n_out, loss):
     return rows
 
 
-def _sample_weights(sample_weight, n):
+def _sample_weights(sample_weight: Optional[Sequence[float]], n: int) -> list[float]:
     if sample_weight is None:
         return [1.0] * n
     if len(sample_weight) != n:
@@ -262,9 +276,11 @@ def _sample_weights(sample_weight, n):
 # Forward pass
 # ---------------------------------------------------------------------------
 
-def _forward(weights, biases, X, hidden, output):
+def _forward(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]], X: _Matrix,
+             hidden: Sequence[str], output: str) -> tuple[_PerLayer, _PerLayer]:
     """Z and A of every layer; zs[l][i][j] is layer l, sample i, neuron j."""
-    zs, activations = [], []
+    zs: _PerLayer = []
+    activations: _PerLayer = []
     A_prev = X
     last = len(weights) - 1
     for l, (W, b) in enumerate(zip(weights, biases)):
@@ -281,7 +297,9 @@ def _forward(weights, biases, X, hidden, output):
     return zs, activations
 
 
-def forward(weights, biases, X, activation="relu", output="identity"):
+def forward(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]], X: _Matrix,
+            activation: _Activation = "relu", output: str = "identity",
+            ) -> tuple[_PerLayer, _PerLayer]:
     """Run the forward pass and return every pre-activation and activation.
 
     Parameters
@@ -312,7 +330,19 @@ def forward(weights, biases, X, activation="relu", output="identity"):
     return _forward(weights, biases, X, hidden, output)
 
 
-def predict(weights, biases, X, activation="relu", output="identity"):
+@overload
+def predict(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]], X: _Matrix,
+            activation: _Activation = ..., output: str = ...) -> list[list[float]]: ...
+
+
+@overload
+def predict(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]], X: Sequence[float],
+            activation: _Activation = ..., output: str = ...) -> list[float]: ...
+
+
+def predict(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]], X: Sequence[Any],
+            activation: _Activation = "relu", output: str = "identity",
+            ) -> Union[list[list[float]], list[float]]:
     """Network output for a batch (n_samples, n0) -> (n_samples, nL).
 
     A single sample (a flat list of n0 floats) gives a flat list of nL floats.
@@ -326,7 +356,7 @@ def predict(weights, biases, X, activation="relu", output="identity"):
 # Loss
 # ---------------------------------------------------------------------------
 
-def _sample_loss(loss, z, a, t):
+def _sample_loss(loss: str, z: Sequence[float], a: Sequence[float], t: Sequence[float]) -> float:
     """Loss of one sample from its output pre-activation z, output a, target t."""
     if loss == "squared_error":
         return 0.5 * math.fsum((ak - tk) ** 2 for ak, tk in zip(a, t))
@@ -338,13 +368,17 @@ def _sample_loss(loss, z, a, t):
     return math.fsum(tk * (lse - zk) for zk, tk in zip(z, t))
 
 
-def _batch_loss(loss, z_out, a_out, targets, sw):
+def _batch_loss(loss: str, z_out: _Matrix, a_out: _Matrix, targets: _Matrix,
+                sw: Sequence[float]) -> float:
     total = math.fsum(sw)
     return math.fsum(w * _sample_loss(loss, z, a, t)
                      for w, z, a, t in zip(sw, z_out, a_out, targets)) / total
 
 
-def _prepare(weights, biases, X, y, activation, output, loss, sample_weight):
+def _prepare(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]], X: _Matrix,
+             y: Sequence[Any], activation: _Activation, output: str, loss: Optional[str],
+             sample_weight: Optional[Sequence[float]],
+             ) -> tuple[list[str], str, str, list[list[float]], list[float]]:
     sizes = _check_parameters(weights, biases)
     hidden, output, loss = _check_config(len(weights), sizes[-1], activation, output, loss)
     _check_inputs(X, sizes[0])
@@ -353,8 +387,10 @@ def _prepare(weights, biases, X, y, activation, output, loss, sample_weight):
     return hidden, output, loss, targets, sw
 
 
-def loss(weights, biases, X, y, activation="relu", output="identity",
-         loss="squared_error", sample_weight=None):
+def loss(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]], X: _Matrix,
+         y: _Targets, activation: _Activation = "relu", output: str = "identity",
+         loss: Optional[str] = "squared_error",
+         sample_weight: Optional[Sequence[float]] = None) -> float:
     """Batch loss: sum_i w_i l_i / sum_i w_i (the mean when sample_weight is None).
 
     Parameters are as for :func:`loss_and_grad`. Returns a float.
@@ -370,7 +406,8 @@ def loss(weights, biases, X, y, activation="relu", output="identity",
 # Backward pass
 # ---------------------------------------------------------------------------
 
-def _output_delta(output, loss, a, t, coef):
+def _output_delta(output: str, loss: str, a: Sequence[float], t: Sequence[float],
+                  coef: float) -> list[float]:
     """dL/dz of the output layer for one sample whose weight in the batch is coef.
 
     For squared error the textbook two steps are taken: dL/da = coef (a - y),
@@ -392,14 +429,16 @@ def _output_delta(output, loss, a, t, coef):
     return [coef * (ak * t_sum - tk) for ak, tk in zip(a, t)]
 
 
-def _backward(weights, X, zs, activations, targets, sw, hidden, output, loss):
+def _backward(weights: Sequence[_Matrix], X: _Matrix, zs: _PerLayer, activations: _PerLayer,
+              targets: _Matrix, sw: Sequence[float], hidden: Sequence[str], output: str,
+              loss: str) -> tuple[_PerLayer, list[list[float]], list[list[float]]]:
     """Gradients of the batch loss: (grad_weights, grad_biases, dL/dX)."""
     total = math.fsum(sw)
     dZ = [_output_delta(output, loss, a, t, w / total)
           for a, t, w in zip(activations[-1], targets, sw)]
     n_layers = len(weights)
-    grad_weights = [None] * n_layers
-    grad_biases = [None] * n_layers
+    grad_weights: _PerLayer = [[] for _ in range(n_layers)]
+    grad_biases: list[list[float]] = [[] for _ in range(n_layers)]
     for l in reversed(range(n_layers)):
         W = weights[l]
         A_prev = X if l == 0 else activations[l - 1]
@@ -411,15 +450,19 @@ def _backward(weights, X, zs, activations, targets, sw, hidden, output, loss):
         # dL/da_prev[k] = sum_j W[j][k] dL/dz[j]: each a_prev feeds every neuron above
         dA_prev = [[math.fsum(W[j][k] * dz_row[j] for j in range(n_out)) for k in range(n_in)]
                    for dz_row in dZ]
-        if l == 0:
-            return grad_weights, grad_biases, dA_prev
-        act = hidden[l - 1]
-        dZ = [[dak * derivative_from_activation(act, ak) for dak, ak in zip(da_row, a_row)]
-              for da_row, a_row in zip(dA_prev, A_prev)]
+        if l > 0:
+            act = hidden[l - 1]
+            dZ = [[dak * derivative_from_activation(act, ak) for dak, ak in zip(da_row, a_row)]
+                  for da_row, a_row in zip(dA_prev, A_prev)]
+    # the last layer visited is the first, whose dA_prev is dL/dX
+    return grad_weights, grad_biases, dA_prev
 
 
-def loss_and_grad(weights, biases, X, y, activation="relu", output="identity",
-                  loss="squared_error", sample_weight=None):
+def loss_and_grad(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]], X: _Matrix,
+                  y: _Targets, activation: _Activation = "relu", output: str = "identity",
+                  loss: Optional[str] = "squared_error",
+                  sample_weight: Optional[Sequence[float]] = None,
+                  ) -> tuple[float, _PerLayer, list[list[float]]]:
     """Loss of a batch and its gradient w.r.t. every weight and bias.
 
     Parameters
@@ -466,8 +509,10 @@ def loss_and_grad(weights, biases, X, y, activation="relu", output="identity",
     return value, grad_weights, grad_biases
 
 
-def input_grad(weights, biases, X, y, activation="relu", output="identity",
-               loss="squared_error", sample_weight=None):
+def input_grad(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]], X: _Matrix,
+               y: _Targets, activation: _Activation = "relu", output: str = "identity",
+               loss: Optional[str] = "squared_error",
+               sample_weight: Optional[Sequence[float]] = None) -> list[list[float]]:
     """Gradient of the batch loss w.r.t. the inputs, shape (n_samples, n0).
 
     The backward pass of :func:`loss_and_grad` carried one step further:
@@ -484,24 +529,43 @@ def input_grad(weights, biases, X, y, activation="relu", output="identity",
 # Computation log: a worked example, step by step
 # ---------------------------------------------------------------------------
 
-def _fmt(value, digits):
+def _fmt(value: float, digits: int) -> str:
     return format(value + 0.0, f".{digits}g")  # + 0.0 turns -0.0 into 0.0
 
 
-def _paren(value, digits):
+def _paren(value: float, digits: int) -> str:
     """A number as it appears inside a formula: negatives in parentheses."""
     text = _fmt(value, digits)
     return f"({text})" if value < 0 else text
 
 
-def _step(phase, kind, layer, neuron, source, symbol, description, formula, expression, value):
+class Step(TypedDict):
+    """One quantity of the computation log: an entry of :func:`computation_steps`."""
+
+    phase: str
+    kind: str
+    layer: Optional[int]
+    neuron: Optional[int]
+    input: Optional[int]
+    symbol: str
+    description: str
+    formula: str
+    expression: str
+    value: float
+
+
+def _step(phase: str, kind: str, layer: Optional[int], neuron: Optional[int],
+          source: Optional[int], symbol: str, description: str, formula: str, expression: str,
+          value: float) -> Step:
     return {"phase": phase, "kind": kind, "layer": layer, "neuron": neuron, "input": source,
             "symbol": symbol, "description": description, "formula": formula,
             "expression": expression, "value": value}
 
 
-def computation_steps(weights, biases, x, y, activation="relu", output="identity",
-                      loss="squared_error", digits=6):
+def computation_steps(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]],
+                      x: Sequence[float], y: Union[float, Sequence[float]],
+                      activation: _Activation = "relu", output: str = "identity",
+                      loss: Optional[str] = "squared_error", digits: int = 6) -> list[Step]:
     """Every quantity of the forward and backward pass for one sample, in order.
 
     Layers are numbered the textbook way: layer 0 is the input (``a[0] = x``),
@@ -536,17 +600,19 @@ def computation_steps(weights, biases, x, y, activation="relu", output="identity
     """
     if _is_real(x) or (len(x) and not _is_real(x[0])):
         raise ValueError("x must be one sample: a flat list of floats")
-    targets = [y] if _is_real(y) else [list(y)]
+    # a number stays one; a row is copied (_is_real told the two apart)
+    targets = [y] if _is_real(y) else [list(cast(Sequence[float], y))]
     hidden, output, loss, target_rows, sw = _prepare(weights, biases, [list(x)], targets,
                                                      activation, output, loss, None)
     t = target_rows[0]
     zs, activations = _forward(weights, biases, [list(x)], hidden, output)
-    Z = [None] + [z[0] for z in zs]  # Z[l] is z[l], textbook numbering
+    # Z[l] is z[l], textbook numbering; layer 0 (the input) has no z
+    Z: list[list[float]] = [[]] + [z[0] for z in zs]
     A = [list(x)] + [a[0] for a in activations]  # A[l] is a[l], textbook numbering
     n_layers = len(weights)
     names = hidden + [output]
     d = digits
-    steps = []
+    steps: list[Step] = []
 
     # Forward pass
     for l in range(1, n_layers + 1):
@@ -639,7 +705,7 @@ def computation_steps(weights, biases, x, y, activation="relu", output="identity
         if l == 1:
             break
         act = names[l - 2]
-        below = []
+        below: list[float] = []
         for k in range(len(W[0])):
             dA = math.fsum(W[j][k] * delta[j] for j in range(len(W)))
             steps.append(_step(
@@ -665,8 +731,10 @@ def computation_steps(weights, biases, x, y, activation="relu", output="identity
     return steps
 
 
-def explain(weights, biases, x, y, activation="relu", output="identity",
-            loss="squared_error", digits=6):
+def explain(weights: Sequence[_Matrix], biases: Sequence[Sequence[float]], x: Sequence[float],
+            y: Union[float, Sequence[float]], activation: _Activation = "relu",
+            output: str = "identity", loss: Optional[str] = "squared_error",
+            digits: int = 6) -> str:
     """The forward and backward pass of one sample as a textbook worked example.
 
     Parameters are as for :func:`computation_steps`; returns the log as a
@@ -687,7 +755,8 @@ def explain(weights, biases, x, y, activation="relu", output="identity",
              f"Input a[0] = x = [{', '.join(_fmt(v, digits) for v in x)}]; "
              f"target y = {y!r}",
              "(layer 0 is the input; W[l], b[l] are weights[l-1], biases[l-1])"]
-    phase = layer = None
+    phase: Optional[str] = None
+    layer: Optional[int] = None
     for step in steps:
         if step["phase"] != phase:
             phase = step["phase"]
@@ -703,7 +772,7 @@ def explain(weights, biases, x, y, activation="relu", output="identity",
     return "\n".join(lines)
 
 
-def textbook_221():
+def textbook_221() -> dict[str, Any]:
     """The classic 2-2-1 worked example: sigmoid hidden and output, squared error.
 
     Returns a dict with keys ``weights``, ``biases``, ``x``, ``y``,

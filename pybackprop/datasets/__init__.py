@@ -14,8 +14,10 @@ import gzip
 import hashlib
 import io
 from importlib import resources
+from typing import Any, Literal, Optional, Union, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "Bunch",
@@ -48,25 +50,43 @@ Digits. UCI Machine Learning Repository. https://doi.org/10.24432/C50P49
 License: CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/).
 """
 
+# What numpy.random.default_rng accepts: a seed, a Generator, or None (fresh entropy).
+_Seed = Union[int, np.random.Generator, None]
 
-class Bunch(dict):
+
+class Bunch(dict[str, Any]):
     """A dict whose keys can also be read as attributes (``d.data``)."""
 
-    def __getattr__(self, key):
+    def __getattr__(self, key: str) -> Any:
         try:
             return self[key]
         except KeyError:
             raise AttributeError(key) from None
 
-    def __dir__(self):
+    def __dir__(self) -> list[str]:
         return list(self.keys()) + list(super().__dir__())
 
 
-def _read_digits_bytes():
+def _read_digits_bytes() -> bytes:
     return resources.files(__name__).joinpath(_DIGITS_FILE).read_bytes()
 
 
-def load_digits(return_X_y=False, *, verify_checksum=False):
+@overload
+def load_digits(return_X_y: Literal[False] = ..., *, verify_checksum: bool = ...) -> Bunch: ...
+
+
+@overload
+def load_digits(return_X_y: Literal[True], *,
+                verify_checksum: bool = ...) -> tuple[NDArray[np.float64], NDArray[np.int64]]: ...
+
+
+@overload
+def load_digits(return_X_y: bool, *, verify_checksum: bool = ...,
+                ) -> Union[Bunch, tuple[NDArray[np.float64], NDArray[np.int64]]]: ...
+
+
+def load_digits(return_X_y: bool = False, *, verify_checksum: bool = False,
+                ) -> Union[Bunch, tuple[NDArray[np.float64], NDArray[np.int64]]]:
     """Load the handwritten digits dataset shipped with pybackprop.
 
     The data are the 1,797-image set of
@@ -138,7 +158,7 @@ def load_digits(return_X_y=False, *, verify_checksum=False):
 # splitting and scaling
 
 
-def _n_test(test_size, n):
+def _n_test(test_size: float, n: int) -> int:
     if isinstance(test_size, (bool, np.bool_)):
         raise TypeError("test_size must be a float in (0, 1) or an int")
     if isinstance(test_size, (int, np.integer)):
@@ -157,7 +177,7 @@ def _n_test(test_size, n):
     return n_test
 
 
-def _stratified_test_counts(class_counts, n_test):
+def _stratified_test_counts(class_counts: NDArray[np.intp], n_test: int) -> NDArray[np.int64]:
     # Largest-remainder apportionment: each class gets floor(share) test
     # samples and the leftovers go to the largest fractional parts, so the
     # total is exactly n_test and every class is within one of its share.
@@ -173,7 +193,9 @@ def _stratified_test_counts(class_counts, n_test):
     return counts
 
 
-def train_test_split(X, y, test_size=0.2, seed=0, stratify=None):
+def train_test_split(X: ArrayLike, y: ArrayLike, test_size: float = 0.2, seed: _Seed = 0,
+                     stratify: Union[None, bool, ArrayLike] = None,
+                     ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Split ``X`` and ``y`` into random train and test parts.
 
     Parameters
@@ -243,7 +265,12 @@ class StandardScaler:
     n_features_in_ : int
     """
 
-    def fit(self, X):
+    # Set by fit (until then the attributes do not exist).
+    mean_: NDArray[np.float64]
+    scale_: NDArray[np.float64]
+    n_features_in_: int
+
+    def fit(self, X: ArrayLike) -> "StandardScaler":
         """Compute ``mean_`` and ``scale_`` from ``X`` (n_samples, n_features)."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] == 0:
@@ -263,7 +290,7 @@ class StandardScaler:
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _check(self, X):
+    def _check(self, X: ArrayLike) -> NDArray[np.float64]:
         if not hasattr(self, "mean_"):
             raise RuntimeError("StandardScaler is not fitted; call fit(X_train) first")
         X = np.asarray(X, dtype=np.float64)
@@ -273,22 +300,32 @@ class StandardScaler:
             )
         return X
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> NDArray[np.float64]:
         """Return ``(X - mean_) / scale_`` as a new float64 array."""
         X = self._check(X)
         return (X - self.mean_) / self.scale_
 
-    def fit_transform(self, X):
+    def fit_transform(self, X: ArrayLike) -> NDArray[np.float64]:
         """Fit on ``X`` and return it transformed."""
         return self.fit(X).transform(X)
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> NDArray[np.float64]:
         """Return ``X * scale_ + mean_``, undoing :meth:`transform`."""
         X = self._check(X)
         return X * self.scale_ + self.mean_
 
 
-def standardize(X_train, X_test=None):
+@overload
+def standardize(X_train: ArrayLike, X_test: None = ...) -> NDArray[np.float64]: ...
+
+
+@overload
+def standardize(X_train: ArrayLike,
+                X_test: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+
+
+def standardize(X_train: ArrayLike, X_test: Optional[ArrayLike] = None,
+                ) -> Union[NDArray[np.float64], tuple[NDArray[np.float64], NDArray[np.float64]]]:
     """Standardize with statistics of ``X_train`` only.
 
     Parameters
@@ -314,7 +351,7 @@ def standardize(X_train, X_test=None):
 # synthetic two-dimensional problems
 
 
-def _check_generator_args(n, noise):
+def _check_generator_args(n: int, noise: float) -> tuple[int, float]:
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an int, got {type(n).__name__}")
     if n < 2:
@@ -325,12 +362,13 @@ def _check_generator_args(n, noise):
     return int(n), noise
 
 
-def _class_sizes(n):
+def _class_sizes(n: int) -> tuple[int, int]:
     # Class 0 gets the extra sample when n is odd.
     return n - n // 2, n // 2
 
 
-def make_xor(n=200, noise=0.1, seed=0):
+def make_xor(n: int = 200, noise: float = 0.1,
+             seed: _Seed = 0) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Points in the square [-1, 1]^2 labelled by the XOR of their signs.
 
     Parameters
@@ -356,7 +394,8 @@ def make_xor(n=200, noise=0.1, seed=0):
     return X, y
 
 
-def make_spirals(n=200, noise=0.1, seed=0, turns=1.5):
+def make_spirals(n: int = 200, noise: float = 0.1, seed: _Seed = 0,
+                 turns: float = 1.5) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Two interleaved spirals (arms half a turn apart), one class each.
 
     Parameters
@@ -390,7 +429,8 @@ def make_spirals(n=200, noise=0.1, seed=0, turns=1.5):
     return X[perm], y[perm]
 
 
-def make_moons(n=200, noise=0.1, seed=0):
+def make_moons(n: int = 200, noise: float = 0.1,
+               seed: _Seed = 0) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Two interleaving half circles, one class each.
 
     Class 0 lies on the upper unit half circle ``(cos t, sin t)``, class 1 on
