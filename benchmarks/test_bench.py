@@ -16,11 +16,9 @@ import time
 import numpy as np
 import pytest
 
-from pybackprop.bench.configs import EPOCH_CONFIGS, STEP_CONFIGS, make_batch, \
-    make_epoch_data, step_flops
+from pybackprop.bench.configs import EPOCH_CONFIGS, STEP_CONFIGS, make_batch, make_epoch_data, step_flops
 from pybackprop.bench.numpy_mlp import StrongNumpyMLP, init_params
-from pybackprop.bench.runner import IMPLEMENTATIONS, _calibrate, _library_net, \
-    make_step_impls
+from pybackprop.bench.runner import IMPLEMENTATIONS, _calibrate, _library_net, make_step_impls
 
 FULL = os.environ.get("PYBACKPROP_BENCH_FULL", "") not in ("", "0")
 SETTLE = 0.15  # seconds: lets the previous library's spinning BLAS threads go idle
@@ -75,8 +73,8 @@ EPOCH_IMPLS = ("pybackprop.fit", "pybackprop", "numpy", "numpy_naive", "torch")
 @pytest.mark.parametrize("cfg", EPOCH_CONFIGS, ids=[c.name for c in EPOCH_CONFIGS])
 def test_epoch_per_sample(benchmark, cfg, impl_name):
     """One epoch of per-sample SGD (batch size 1); time is per epoch."""
-    from pybackprop.bench.runner import _fit_epoch_call, _library_available
     from pybackprop.bench.numpy_mlp import NaiveNumpyMLP
+    from pybackprop.bench.runner import _fit_epoch_call, _library_available
 
     X, y = make_epoch_data(cfg, quick=not FULL)
     n = len(X)

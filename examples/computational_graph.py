@@ -122,7 +122,8 @@ def main():
           "L = sum_i (f(x_i) - y_i)^2")
     loss, grads, numeric = chain_gradients()
     print(f"   x = {CHAIN_X}, y = {CHAIN_Y}; L = {loss:.12g}")
-    print(f"   {'param':>5} {'value':>6} {'backprop dL/dp':>20} {'central difference':>20} {'rel. error':>10}")
+    print(f"   {'param':>5} {'value':>6} {'backprop dL/dp':>20} {'central difference':>20} "
+          f"{'rel. error':>10}")
     for name, value in CHAIN_PARAMS.items():
         g, n = grads[name], numeric[name]
         err = abs(g - n) / max(abs(g), abs(n), 1e-12)

@@ -54,8 +54,7 @@ from ._dispatch import describe as describe_core
 from ._validation import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
 from .network import MLP
 from .standardize import fold_standardization
-from .tables import (check_exists, encode_classes, one_line_message, read_data,
-                     regression_targets)
+from .tables import check_exists, encode_classes, one_line_message, read_data, regression_targets
 
 __all__ = ["main", "build_parser", "core_status", "textbook_example", "fold_standardization",
            "classes_path", "read_data"]

@@ -9,9 +9,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _validation, io, optim, training
-from ._validation import (DTypeArgument, FloatArray, HiddenActivation, LossName,
-                          OutputActivation, PathArgument)
 from ._dispatch import core as _compiled
+from ._validation import DTypeArgument, FloatArray, HiddenActivation, LossName, OutputActivation, PathArgument
 
 Network = _compiled.Network
 

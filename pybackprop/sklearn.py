@@ -96,10 +96,8 @@ try:
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
-    from sklearn.utils.multiclass import check_classification_targets, type_of_target, \
-        unique_labels
-    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, \
-        column_or_1d, validate_data
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "pybackprop.sklearn needs scikit-learn 1.6 or newer; install it with "
@@ -108,8 +106,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from . import _validation
 from . import io as _io
 from . import optim as _optim
-from .network import MLP
 from ._validation import DTypeArgument, FloatArray
+from .network import MLP
 from .training import TrainingDiverged
 
 __all__ = ["MLPClassifier", "MLPRegressor", "TrainingDivergedError"]

@@ -10,9 +10,14 @@ import pytest
 
 from pybackprop import reference
 from pybackprop._validation import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, VALID_PAIRS
-from pybackprop.bench.configs import STEP_CONFIGS, EPOCH_CONFIGS
-from pybackprop.bench.numpy_mlp import (NAIVE_ACTIVATIONS, NAIVE_DERIVATIVES, NaiveNumpyMLP,
-                                        StrongNumpyMLP, init_params)
+from pybackprop.bench.configs import EPOCH_CONFIGS, STEP_CONFIGS
+from pybackprop.bench.numpy_mlp import (
+    NAIVE_ACTIVATIONS,
+    NAIVE_DERIVATIVES,
+    NaiveNumpyMLP,
+    StrongNumpyMLP,
+    init_params,
+)
 
 try:
     import pybackprop
@@ -285,6 +290,7 @@ def test_step_flops_counts_matrix_products():
 
 def test_runner_prints_a_table():
     import io
+
     from pybackprop.bench import runner
 
     out = io.StringIO()

@@ -17,10 +17,10 @@ import pytest
 
 selenium = pytest.importorskip("selenium", reason="the browser test needs the selenium package "
                                                   "(pip install selenium)")
+import browser_tools  # noqa: E402  (tests/browser_tools.py)
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
-import browser_tools  # noqa: E402  (tests/browser_tools.py)
 import pybackprop  # noqa: E402
 from pybackprop import explain_html, reference  # noqa: E402
 
@@ -164,7 +164,8 @@ def test_forward_then_backward_one_operation_at_a_time(driver, textbook_uri, tmp
     # the log is scrolled to its latest line
     assert driver.execute_script(
         "var log = document.getElementById('log');"
-        "return log.scrollHeight > log.clientHeight && log.scrollTop + log.clientHeight >= log.scrollHeight - 2;")
+        "return log.scrollHeight > log.clientHeight"
+        " && log.scrollTop + log.clientHeight >= log.scrollHeight - 2;")
     # every gradient of the example is negative: blue edges, thicker for larger |dL/dW|
     for l, j, k in ((1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1), (2, 0, 0), (2, 0, 1)):
         assert edge_stroke(driver, l, j, k) == BLUE
@@ -197,7 +198,8 @@ def test_step_with_chosen_learning_rate_then_reset(driver, textbook_uri):
     loss_after = net.loss(X, y)
     assert loss_after < loss_before
     text, full = driver.execute_script(
-        "var td = document.getElementById('loss-step-1'); return [td.textContent, td.getAttribute('data-value')];")
+        "var td = document.getElementById('loss-step-1');"
+        " return [td.textContent, td.getAttribute('data-value')];")
     assert float(text) == float(f"{loss_after:.5g}")
     assert float(full) == pytest.approx(loss_after, rel=1e-12)
     start = driver.find_element("id", "loss-step-0").get_attribute("data-value")

@@ -221,7 +221,8 @@ def invalid_form(draw, values, role, net, n):
         return bad
     if kind == "outside":
         bad = v.copy()
-        bad.flat[draw(st.integers(0, bad.size - 1))] = draw(st.sampled_from([-0.5, 1.5, -1e-30, 1 + 1e-6, 2.0]))
+        outside = st.sampled_from([-0.5, 1.5, -1e-30, 1 + 1e-6, 2.0])
+        bad.flat[draw(st.integers(0, bad.size - 1))] = draw(outside)
         return bad
     if kind == "float_labels":
         return v + 0.0
@@ -231,7 +232,8 @@ def invalid_form(draw, values, role, net, n):
         return bad
     if kind == "too_big":
         bad = np.asarray(values).copy()
-        bad[draw(st.integers(0, bad.size - 1))] = draw(st.sampled_from([net.n_out, net.n_out + 1, 2**31, 2**32 + 1, 2**62]))
+        too_large = st.sampled_from([net.n_out, net.n_out + 1, 2**31, 2**32 + 1, 2**62])
+        bad[draw(st.integers(0, bad.size - 1))] = draw(too_large)
         return bad.astype(draw(st.sampled_from([np.int64, np.uint64])))
     if kind == "uint_huge":
         bad = np.asarray(values).astype(np.uint64)
@@ -322,7 +324,8 @@ def assert_same(a, b, what="result"):
         assert b is None, what
     else:
         a, b = np.asarray(a), np.asarray(b)
-        assert a.shape == b.shape and a.dtype == b.dtype, f"{what}: {a.shape} {a.dtype} vs {b.shape} {b.dtype}"
+        assert a.shape == b.shape and a.dtype == b.dtype, \
+            f"{what}: {a.shape} {a.dtype} vs {b.shape} {b.dtype}"
         np.testing.assert_array_equal(a, b, err_msg=what)
 
 

@@ -342,7 +342,8 @@ def test_shapes_dtypes_and_repr():
     assert [b.shape for b in net.biases] == [(7,), (3,)]
     assert all(W.dtype == np.float32 for W in net.weights)
     assert net.loss_name == "cross_entropy"
-    assert repr(net) == "MLP([5, 7, 3], activation='relu', output='softmax', loss='cross_entropy', dtype='float32')"
+    assert repr(net) == ("MLP([5, 7, 3], activation='relu', output='softmax', loss='cross_entropy', "
+                         "dtype='float32')")
     out = net.predict(np.ones((4, 5)))
     assert out.shape == (4, 3) and out.dtype == np.float32
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
@@ -416,7 +417,8 @@ def test_predict_and_loss_on_batches_larger_than_the_evaluation_chunk():
     (dict(layer_sizes=[2, 2, 1], loss="hinge"), ValueError, "cross_entropy"),
     (dict(layer_sizes=[2, 2, 3], output="softmax", loss="squared_error"), ValueError, "valid combinations"),
     (dict(layer_sizes=[2, 2, 3], output="identity", loss="cross_entropy"), ValueError, "valid combinations"),
-    (dict(layer_sizes=[2, 2, 1], output="identity", loss="binary_cross_entropy"), ValueError, "valid combinations"),
+    (dict(layer_sizes=[2, 2, 1], output="identity", loss="binary_cross_entropy"), ValueError,
+     "valid combinations"),
     (dict(layer_sizes=[2, 2, 1], output="softmax"), ValueError, "at least 2"),
     (dict(layer_sizes=[2, 2, 1], dtype="float16"), ValueError, "float32"),
     (dict(layer_sizes=[2, 2, 1], dtype="int64"), ValueError, "float32"),
@@ -433,7 +435,8 @@ def _bad_calls():
         ("X wrong width", lambda n: n.loss(np.ones((3, 5)), y_cls), ValueError, "4 features"),
         ("X 3-D", lambda n: n.loss(np.ones((3, 4, 1)), y_cls), ValueError, "2-D"),
         ("X empty", lambda n: n.loss(np.ones((0, 4)), y_cls[:0]), ValueError, "empty batch"),
-        ("X NaN", lambda n: n.loss(np.where(np.eye(3, 4) > 0, np.nan, 1.0), y_cls), ValueError, r"X\[\(0, 0\)\].*NaN"),
+        ("X NaN", lambda n: n.loss(np.where(np.eye(3, 4) > 0, np.nan, 1.0), y_cls), ValueError,
+         r"X\[\(0, 0\)\].*NaN"),
         ("X inf", lambda n: n.train_step(np.full((3, 4), np.inf), y_cls, 0.1), ValueError, "finite"),
         ("X strings", lambda n: n.loss(np.array([["a"] * 4] * 3), y_cls), TypeError, "string"),
         ("X complex", lambda n: n.loss(X + 1j, y_cls), TypeError, "complex"),
@@ -454,8 +457,10 @@ def _bad_calls():
         ("probabilities > 1", lambda n: n.loss(X, 2 * np.eye(3)), ValueError, r"outside \[0, 1\]"),
         ("y NaN", lambda n: n.loss(X, np.full((3, 3), np.nan)), ValueError, r"outside \[0, 1\]"),
         ("negative weight", lambda n: n.loss(X, y_cls, sample_weight=[1, -1, 1]), ValueError, "negative"),
-        ("zero weights", lambda n: n.train_step(X, y_cls, 0.1, sample_weight=[0, 0, 0]), ValueError, "sums to zero"),
-        ("weights wrong length", lambda n: n.loss(X, y_cls, sample_weight=[1, 1]), ValueError, r"shape \(3,\)"),
+        ("zero weights", lambda n: n.train_step(X, y_cls, 0.1, sample_weight=[0, 0, 0]), ValueError,
+         "sums to zero"),
+        ("weights wrong length", lambda n: n.loss(X, y_cls, sample_weight=[1, 1]), ValueError,
+         r"shape \(3,\)"),
         ("negative lr", lambda n: n.train_step(X, y_cls, -0.1), ValueError, "learning rate"),
         ("NaN lr", lambda n: n.train_step(X, y_cls, float("nan")), ValueError, "learning rate"),
         ("inf lr", lambda n: n.train_step(X, y_cls, float("inf")), ValueError, "learning rate"),
@@ -469,7 +474,8 @@ def test_bad_input_raises_and_leaves_the_network_unchanged(dtype, name, call, ex
     net = MLP([4, 5, 3], output="softmax", dtype=dtype, seed=0)
     X = np.ones((3, 4))
     net.loss_and_grad(X, np.array([0, 1, 2]))
-    params, grads = net.parameters.copy(), np.concatenate([g.ravel() for g in net.loss_and_grad(X, np.array([0, 1, 2]))[1]])
+    params = net.parameters.copy()
+    grads = np.concatenate([g.ravel() for g in net.loss_and_grad(X, np.array([0, 1, 2]))[1]])
     with pytest.raises(exc, match=match):
         call(net)
     np.testing.assert_array_equal(net.parameters, params)

@@ -7,7 +7,6 @@ from pybackprop import MLP
 from pybackprop.optim import SGD, Adam, AdamW, CosineLR, ExponentialLR, StepLR, make_optimizer
 
 
-
 def problem(dtype, seed=0):
     rng = np.random.default_rng(seed)
     net = MLP([4, 6, 3], activation="tanh", output="softmax", dtype=dtype, seed=seed)

@@ -319,7 +319,8 @@ def test_two_threads_on_two_networks_report_scaling():
         X = np.random.default_rng(0).standard_normal((32, 32))
         a, b = MLP([32] * 17, activation="relu", seed=5), MLP([32] * 17, activation="relu", seed=5)
         _train_step_loop(a, X, X, 20)
-        run_threads([lambda: _train_step_loop(b, X, X, 20), lambda: _train_step_loop(MLP([32] * 17, seed=6), X, X, 20)])
+        other = MLP([32] * 17, seed=6)
+        run_threads([lambda: _train_step_loop(b, X, X, 20), lambda: _train_step_loop(other, X, X, 20)])
         np.testing.assert_array_equal(a.parameters, b.parameters)
     print(f"\nthroughput of 2 threads / 1 thread: 16x32 relu train_step batch 32: {deep[0]:.2f}x "
           f"(runs {', '.join(f'{r:.2f}' for r in deep[1])}; CPU/wall {deep[2]:.2f}); "

@@ -12,7 +12,6 @@ from pybackprop import MLP
 from pybackprop.optim import SGD, Adam, StepLR
 
 
-
 def blobs(n=200, n_in=4, n_classes=3, seed=0):
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((n_classes, n_in)) * 3

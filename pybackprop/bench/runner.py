@@ -43,8 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .configs import EPOCH_CONFIGS, STEP_CONFIGS, get_config, make_batch, make_epoch_data, \
-    step_flops
+from .configs import EPOCH_CONFIGS, STEP_CONFIGS, get_config, make_batch, make_epoch_data, step_flops
 from .numpy_mlp import NaiveNumpyMLP, StrongNumpyMLP, init_params
 
 __all__ = ["run", "main", "Result", "IMPLEMENTATIONS", "make_step_impls",
