@@ -9,10 +9,10 @@ was expected and what came, before any kernel runs.
 from __future__ import annotations
 
 import math
-import os
 import numbers
+import os
 from collections.abc import Collection, Sequence
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -110,7 +110,8 @@ def check_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def check_activations(activation: Union[str, Sequence[str]], n_hidden: int) -> tuple[str, ...]:
+def check_activations(activation: Union[str, Sequence[str]], n_hidden: int,
+                      ) -> tuple[HiddenActivation, ...]:
     """Return one hidden activation name per hidden layer."""
     if isinstance(activation, str):
         names = [activation] * n_hidden
@@ -124,22 +125,27 @@ def check_activations(activation: Union[str, Sequence[str]], n_hidden: int) -> t
                              f"got {len(names)} ({names!r})")
     for name in names:
         check_choice("activation", name, HIDDEN_ACTIVATIONS)
-    return tuple(names)
+    # Every name is now one of HIDDEN_ACTIVATIONS, which is what the Literal spells.
+    return cast("tuple[HiddenActivation, ...]", tuple(names))
 
 
-def check_output_loss(output: str, loss: Optional[str], n_out: int) -> tuple[str, str]:
-    """Return (output, loss) after checking the names and that they fit together."""
-    check_choice("output activation", output, OUTPUT_ACTIVATIONS)
+def check_output_loss(output: object, loss: object, n_out: int) -> tuple[OutputActivation, LossName]:
+    """Return (output, loss) after checking the names and that they fit together.
+
+    A loss of None means the output activation's default loss.
+    """
+    output = check_choice("output activation", output, OUTPUT_ACTIVATIONS)
     if loss is None:
         loss = DEFAULT_LOSS[output]
-    check_choice("loss", loss, LOSSES)
+    loss = check_choice("loss", loss, LOSSES)
     if (output, loss) not in VALID_PAIRS:
         pairs = ", ".join(f"output={o!r} with loss={l!r}" for o, l in VALID_PAIRS)
         raise ValueError(f"output={output!r} cannot be used with loss={loss!r}; valid combinations: {pairs}")
     if output == "softmax" and n_out < 2:
         raise ValueError(f"a softmax output needs at least 2 units, got {n_out}; "
                          "use output='sigmoid' with loss='binary_cross_entropy' for two classes")
-    return output, loss
+    # The names were checked against OUTPUT_ACTIVATIONS and LOSSES, which the Literals spell.
+    return cast(OutputActivation, output), cast(LossName, loss)
 
 
 def check_dtype(dtype: DTypeLike) -> np.dtype[Any]:
@@ -242,7 +248,8 @@ class BatchSpec:
             X = X.reshape(1, self.n_in)
             single = True
         elif X.ndim != 2:
-            raise ValueError(f"X must be 2-D with shape (n_samples, {self.n_in}); got {X.ndim}-D shape {X.shape}")
+            raise ValueError(f"X must be 2-D with shape (n_samples, {self.n_in}); "
+                             f"got {X.ndim}-D shape {X.shape}")
         if X.shape[1] != self.n_in:
             raise ValueError(f"X must have {self.n_in} features (columns); got shape {X.shape}")
         if X.shape[0] == 0:
@@ -264,8 +271,9 @@ class BatchSpec:
                 y = y.reshape(1, self.n_out)
         if self.loss == "cross_entropy" and y.ndim == 1:
             if y.dtype.kind not in "iu":
-                raise TypeError(f"1-D y for cross_entropy must hold integer class labels, got dtype {y.dtype}; "
-                                f"pass y.astype(int), or probability rows of shape (n_samples, {self.n_out})")
+                raise TypeError(f"1-D y for cross_entropy must hold integer class labels, "
+                                f"got dtype {y.dtype}; pass y.astype(int), or probability rows "
+                                f"of shape (n_samples, {self.n_out})")
             if y.shape[0] != n:
                 raise ValueError(f"y has {y.shape[0]} labels for {n} samples")
             if y.dtype.kind == "u" and y.size and y.max() > np.iinfo(np.intp).max:

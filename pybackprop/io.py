@@ -60,7 +60,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from . import _validation
-from ._validation import FloatArray, PathArgument
+from ._validation import FloatArray, HiddenActivation, LossName, OutputActivation, PathArgument
 
 if TYPE_CHECKING:
     # For annotations only: at run time this module never imports network,
@@ -374,9 +374,9 @@ class NetworkState:
     """
 
     layer_sizes: tuple[int, ...]
-    activations: tuple[str, ...]
-    output: str
-    loss: str
+    activations: tuple[HiddenActivation, ...]
+    output: OutputActivation
+    loss: LossName
     dtype: np.dtype[Any]
     parameters: FloatArray
 
@@ -414,9 +414,10 @@ def checked_network_state(state: Mapping[str, Any]) -> NetworkState:
         activations = ()
     else:
         raise ValueError(f"state is missing 'activations' ({n_hidden} hidden layers)")
-    activations = _validation.check_activations(list(activations), n_hidden)
-    loss = _name(state["loss"], "loss") if "loss" in state else None
-    output, loss = _validation.check_output_loss(_name(state["output"], "output"), loss, sizes[-1])
+    hidden = _validation.check_activations(list(activations), n_hidden)
+    loss_given = _name(state["loss"], "loss") if "loss" in state else None
+    output, loss = _validation.check_output_loss(_name(state["output"], "output"), loss_given,
+                                                 sizes[-1])
     dtype = _validation.check_dtype(_name(state["dtype"], "dtype") if "dtype" in state else "float64")
     # Check the parameters' presence and shapes before allocating anything for them.
     missing = [k for k in _parameter_keys(len(sizes) - 1) if k not in state]
@@ -431,7 +432,7 @@ def checked_network_state(state: Mapping[str, Any]) -> NetworkState:
     if "pybackprop_format" in state:
         _format_version(state["pybackprop_format"])
     parameters = _flat_parameters(state, sizes, dtype)
-    return NetworkState(sizes, activations, output, loss, dtype, parameters)
+    return NetworkState(sizes, hidden, output, loss, dtype, parameters)
 
 
 def network_from_state_dict(state: Mapping[str, Any]) -> MLP:

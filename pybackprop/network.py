@@ -106,8 +106,8 @@ class MLP:
         self._build(sizes, activations, output_name, loss_name, np.zeros(n_params, dtype=np_dtype))
         self.initialize(seed)
 
-    def _build(self, sizes: tuple[int, ...], activations: tuple[str, ...], output: str,
-               loss: str, params: FloatArray) -> None:
+    def _build(self, sizes: tuple[int, ...], activations: tuple[HiddenActivation, ...],
+               output: OutputActivation, loss: LossName, params: FloatArray) -> None:
         """Wire the compiled core to params, a flat vector it uses in place."""
         self._layer_sizes = sizes
         self._activations = activations
@@ -163,17 +163,17 @@ class MLP:
         return self._layer_sizes
 
     @property
-    def activations(self) -> tuple[str, ...]:
+    def activations(self) -> tuple[HiddenActivation, ...]:
         """tuple of str: the activation of each hidden layer."""
         return self._activations
 
     @property
-    def output(self) -> str:
+    def output(self) -> OutputActivation:
         """str: the output activation."""
         return self._output
 
     @property
-    def loss_name(self) -> str:
+    def loss_name(self) -> LossName:
         """str: the loss function's name."""
         return self._loss
 
