@@ -51,7 +51,7 @@ import numpy as np
 
 from . import __version__
 from ._dispatch import describe as describe_core
-from ._validation import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS
+from ._validation import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS, LossName, OutputActivation
 from .network import MLP
 from .standardize import fold_standardization
 from .tables import check_exists, encode_classes, one_line_message, read_data, regression_targets
@@ -397,6 +397,8 @@ def run_train(args: argparse.Namespace) -> int:
     X = table.X
     classes: list[Any] | None = None
     y: np.ndarray
+    output: OutputActivation
+    loss: LossName
     if classification:
         classes, y = encode_classes(labels, args.data, table.label_name)
         n_out = len(classes)
@@ -459,6 +461,8 @@ def run_train(args: argparse.Namespace) -> int:
     # check the folding.
     summary = f"epochs run: {history.epochs_run}"
     if history.stopped_early:
+        # Stopping needs `patience` epochs without improvement on a best one.
+        assert history.best_epoch is not None
         summary += f" (stopped early; best epoch {history.best_epoch + 1}"
         summary += ", its weights restored)" if history.restored_best else ")"
     say(summary)
@@ -702,10 +706,12 @@ def run_gradcheck(args: argparse.Namespace) -> int:
                         f"(network {fd.value:.6g}, difference quotient {fd.expected:.6g}; "
                         f"tolerance {fd.tol:g})"))
     else:
-        fd = gradcheck.check_directional(net, X, y, eps=args.eps, tol=args.tol, n_directions=10,
-                                         seed=args.seed)
-        results.append((f"finite differences (eps {args.eps:g}, 10 random directions)", fd.passed,
-                        f"worst relative error {fd.max_rel_error:.3g} (tolerance {fd.tol:g})"))
+        directional = gradcheck.check_directional(net, X, y, eps=args.eps, tol=args.tol,
+                                                  n_directions=10, seed=args.seed)
+        results.append((f"finite differences (eps {args.eps:g}, 10 random directions)",
+                        directional.passed,
+                        f"worst relative error {directional.max_rel_error:.3g} "
+                        f"(tolerance {directional.tol:g})"))
     for name, passed, detail in results:
         print(f"{'PASS' if passed else 'FAIL'}  {name}: {detail}")
     passed = all(p for _, p, _ in results)

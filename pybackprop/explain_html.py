@@ -464,7 +464,7 @@ def _svg(data):
     loss_box = (loss_x, _MARGIN + (inner_h - loss_h) / 2, _NEURON_W, loss_h)
 
     edges = []
-    placed = []  # label boxes already placed: (left, top, right, bottom)
+    placed: list[tuple[float, float, float, float]] = []  # label boxes: (left, top, right, bottom)
     for l in range(1, n_layers + 1):
         dense = sizes[l] * sizes[l - 1] > _DENSE_EDGES
         for j in range(sizes[l]):
@@ -517,7 +517,9 @@ def _svg(data):
     for l in range(1, n_layers + 1):
         where = "output" if l == n_layers else "hidden"
         for j, (x, y, w, h) in enumerate(boxes[l]):
-            rows = [(lab, f"{sym}[{l}][{j}]", f"{sym}[{l}][{j}]") for lab, sym in _NEURON_ROWS]
+            # (label, symbol, title), and a fixed text where no value is shown
+            rows: list[tuple[str, ...]] = [(lab, f"{sym}[{l}][{j}]", f"{sym}[{l}][{j}]")
+                                           for lab, sym in _NEURON_ROWS]
             if l == n_layers and data["network"]["loss"] != "squared_error":
                 # sigmoid + BCE and softmax + CE go straight to dL/dz (no dL/da step)
                 rows[3] = ("∂L/∂a", f"dL/da[{l}][{j}]", "not computed on its own: with this "
