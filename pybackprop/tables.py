@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import zipfile
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -82,7 +82,7 @@ class Table:
         self.X, self.y, self.feature_names, self.label_name = X, y, feature_names, label_name
 
 
-def _label_index(label, names, n_columns, path):
+def _label_index(label: str | None, names: list[str] | None, n_columns: int, path: str) -> int:
     """Column index of ``label``: a header name, or an integer index (negative: from the end)."""
     if label is None:
         return n_columns - 1
@@ -91,6 +91,9 @@ def _label_index(label, names, n_columns, path):
     try:
         index = int(label)
     except ValueError:
+        if names is None:
+            raise DataFileError(f"{path} has no column names: the label must be a column index, "
+                                f"got {label!r}") from None
         shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
         raise DataFileError(f"{path} has no column named {label!r}; columns: {shown}") from None
     if not -n_columns <= index < n_columns:
@@ -99,7 +102,8 @@ def _label_index(label, names, n_columns, path):
     return index % n_columns
 
 
-def _numeric_matrix(rows, columns, names, path, first_line):
+def _numeric_matrix(rows: list[list[str]], columns: list[int], names: list[str], path: str,
+                    first_line: int) -> NDArray[np.float64]:
     """float64 (n, len(columns)) from string rows; the error names the offending cell."""
     try:
         return np.array([[row[c] for c in columns] for row in rows], dtype=np.float64).reshape(
@@ -116,7 +120,7 @@ def _numeric_matrix(rows, columns, names, path, first_line):
     raise DataFileError(f"{path}: cannot convert the features to numbers")  # pragma: no cover
 
 
-def _read_csv(path, label, with_label):
+def _read_csv(path: str, label: str | None, with_label: bool) -> Table:
     delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -163,12 +167,12 @@ def _check_numeric(array: np.ndarray, what: str, path: str) -> NDArray[np.float6
     return array.astype(np.float64)
 
 
-def _read_array_file(path, label, with_label):
+def _read_array_file(path: str, label: str | None, with_label: bool) -> Table:
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
-                arrays = {key: loaded[key] for key in loaded.files}
+                arrays: dict[str | None, np.ndarray] = {key: loaded[key] for key in loaded.files}
         else:
             arrays = {None: loaded}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -345,7 +349,7 @@ def regression_targets(values: ArrayLike, path: str,
     return targets
 
 
-def _is_number(text):
+def _is_number(text: str | SupportsFloat) -> bool:
     try:
         float(text)
         return True

@@ -432,6 +432,7 @@ def bad_files(tmp_path_factory):
         (d / name).write_text(text)
     np.savez(d / "wrong_keys.npz", features=np.ones((3, 2)), targets=np.ones(3), extra=np.ones(3))
     np.save(d / "one_d.npy", np.arange(5.0))
+    np.save(d / "table.npy", np.arange(12.0).reshape(4, 3))
     np.save(d / "strings.npy", np.array([["a", "b"], ["c", "d"]]))
     net = pybackprop.MLP([2, 3, 2], output="softmax", seed=0)
     net.save(d / "model2.npz")
@@ -448,6 +449,8 @@ BAD_INPUT_CASES = {
     "unknown label column": (["train", "--data", "ok.csv", "--label", "price"],
                              "no column named 'price'"),
     "label index out of range": (["train", "--data", "ok.csv", "--label", "7"], "out of range"),
+    "label name for an array file": (["train", "--data", "table.npy", "--label", "price"],
+                                     "must be a column index, got 'price'"),
     "single class": (["train", "--data", "one_class.csv"], "at least 2 classes"),
     "nan feature": (["train", "--data", "nan.csv"], "NaN"),
     "non-numeric regression target": (["train", "--data", "text_target.csv", "--task",
