@@ -141,8 +141,15 @@ class TrainingDivergedError(TrainingDiverged, ValueError):
 _Estimator = TypeVar("_Estimator", bound="_BaseMLP")
 
 
-class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn has no type information
+class _BaseMLP(BaseEstimator):
     """Shared parameters, training loop and persistence; see the module docstring."""
+
+    # Fitted attributes that fit sets to a value or to None (declared, not
+    # assigned: an unfitted estimator has none of them).
+    validation_scores_: Optional[list[float]]
+    best_validation_score_: Optional[float]
+    best_loss_: Optional[float]
+    _best_parameters: Optional[FloatArray]
 
     def __init__(self, hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
                  activation: Activation = "relu", *,
@@ -183,15 +190,19 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn has no type
 
     # -- parameters -----------------------------------------------------------
 
-    def _hidden_sizes(self):
-        sizes = self.hidden_layer_sizes
-        if isinstance(sizes, numbers.Integral) and not isinstance(sizes, (bool, np.bool_)):
-            sizes = [sizes]
-        try:
-            sizes = list(sizes)
-        except TypeError:
-            raise ValueError(f"hidden_layer_sizes must be an int or a sequence of ints, "
-                             f"got {self.hidden_layer_sizes!r}") from None
+    def _hidden_sizes(self) -> list[int]:
+        given = self.hidden_layer_sizes
+        refused = ValueError(f"hidden_layer_sizes must be an int or a sequence of ints, got {given!r}")
+        if isinstance(given, (bool, np.bool_)):
+            raise refused
+        # int is named for the type checker, which does not count it as an Integral.
+        if isinstance(given, (int, numbers.Integral)):
+            sizes = [int(given)]
+        else:
+            try:
+                sizes = list(given)
+            except TypeError:
+                raise refused from None
         for size in sizes:
             if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral) \
                     or size <= 0:
@@ -309,6 +320,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn has no type
         # Built with the saved hyperparameters first: Optimizer.load_state_dict
         # restores only the state vectors that the optimizer it is called on
         # already uses (an SGD built without momentum would drop the velocity).
+        optimizer: _optim.Optimizer
         if state["kind"] == "SGD":
             optimizer = _optim.SGD(net, lr=state["lr"], momentum=state["momentum"],
                                    dampening=state["dampening"], nesterov=state["nesterov"],
@@ -385,7 +397,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn has no type
                                   if mean_weight > 0 else 0.0)
 
         self.n_iter_ = 0
-        stopped = []
+        stopped: list[int] = []  # the epoch at which training stopped, once it has
         epoch_end = self._epoch_callback(optimizer, n_samples, X_val, y_val, sw_val, stopped)
         try:
             self.network_.fit(X, target, epochs=1 if incremental else int(self.max_iter),
@@ -415,7 +427,9 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn has no type
 
     def _initialize(self, n_features, hidden, n_outputs, dtype, rng):
         sizes = [n_features] + hidden + [n_outputs]
-        self.network_ = MLP(sizes, activation=_ACTIVATIONS[self.activation],
+        # scikit-learn's name as pybackprop's, typed as the names MLP takes.
+        activations = _validation.check_activations(_ACTIVATIONS[self.activation], len(hidden))
+        self.network_ = MLP(sizes, activation=activations,
                             output=self._output, loss=self._loss, dtype=dtype.name,
                             seed=int(rng.randint(np.iinfo(np.int32).max)))
         self.n_layers_ = len(sizes)
@@ -466,6 +480,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn has no type
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
             if early_stopping:
+                # _fit gives both a value when early stopping is on.
+                assert self.validation_scores_ is not None and self.best_validation_score_ is not None
                 score = self._score_network(X_val, y_val, sw_val)
                 self.validation_scores_.append(score)
                 if self.verbose:
@@ -478,6 +494,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn has no type
                     self.best_validation_score_ = score
                     self._best_parameters = net.parameters.copy()
             else:
+                assert self.best_loss_ is not None  # _fit gives it a value without early stopping
                 if loss > self.best_loss_ - tol:
                     self._no_improvement_count += 1
                 else:
@@ -540,7 +557,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]  # scikit-learn has no type
         return tags
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
+class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier trained by the compiled core.
 
     Parameters
@@ -747,7 +764,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):  # type: ignore[misc]
         return tags
 
 
-class MLPRegressor(RegressorMixin, _BaseMLP):  # type: ignore[misc]
+class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor (squared error) trained by the compiled core.
 
     Parameters are those of :class:`MLPClassifier`; ``early_stopping``
