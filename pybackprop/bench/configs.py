@@ -105,6 +105,7 @@ def make_epoch_data(config, quick=False):
     """X (n, n_in) and y for an epoch configuration (standardized digits or XOR)."""
     from pybackprop import datasets
 
+    y: np.ndarray  # class labels (digits) or float targets (XOR)
     if config.dataset == "digits":
         X, y = datasets.load_digits(return_X_y=True)
         X = datasets.standardize(X)

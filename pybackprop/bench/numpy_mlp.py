@@ -16,7 +16,11 @@ Both take the same constructor arguments as ``pybackprop.MLP`` plus explicit
 ``weights`` and ``biases`` (``W`` (n_out, n_in), ``b`` (n_out,)), which they
 copy; their ``weights``/``biases`` attributes are their own live arrays.
 """
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 # The names and valid (output, loss) pairs of the library, defined once there.
 from .._validation import HIDDEN_ACTIVATIONS, VALID_PAIRS
@@ -500,14 +504,16 @@ def _softplus(t):
 
 # Each activation as a plain expression, and its derivative in terms of its
 # output A (keys: the library's names, checked by tests/test_bench_baselines.py).
-NAIVE_ACTIVATIONS = {
+# Each maps Z (or A) to a new array of its shape and dtype.
+_ArrayFunction = Callable[[NDArray[np.floating[Any]]], NDArray[np.floating[Any]]]
+NAIVE_ACTIVATIONS: dict[str, _ArrayFunction] = {
     "identity": lambda Z: Z,
     "sigmoid": _stable_sigmoid,
     "relu": lambda Z: np.maximum(Z, 0),
     "tanh": np.tanh,
     "softmax": _softmax,
 }
-NAIVE_DERIVATIVES = {
+NAIVE_DERIVATIVES: dict[str, _ArrayFunction] = {
     "identity": np.ones_like,
     "sigmoid": lambda A: A * (1 - A),
     "relu": lambda A: (A > 0).astype(A.dtype),

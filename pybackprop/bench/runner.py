@@ -404,7 +404,7 @@ def check_gradients(cfg, n=4, seed=1):
     lib = _library_net(f64, weights, biases).loss_and_grad(X, y, copy=True)
     worst = abs(ours[0] - lib[0]) / max(abs(lib[0]), 1e-300)
     for a, b in zip(list(ours[1]) + list(ours[2]), list(lib[1]) + list(lib[2])):
-        worst = max(worst, float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)))
+        worst = max(worst, float(np.linalg.norm(a - b)) / max(float(np.linalg.norm(b)), 1e-300))
     return worst
 
 
@@ -575,7 +575,7 @@ def format_table(results, peaks, markdown=True):
 def _loss_check_notes(results):
     """Flag implementations whose first-step loss differs from the baseline's."""
     notes = []
-    by_config = {}
+    by_config: dict[str, list[Result]] = {}
     for r in results:
         by_config.setdefault(r.config, []).append(r)
     for config, rows in by_config.items():

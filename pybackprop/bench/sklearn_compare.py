@@ -86,9 +86,9 @@ def make_estimator(impl, config, random_state):
 
         return MLPClassifier(random_state=random_state, dtype=config.dtype, **config.params)
     if impl == "sklearn":
-        from sklearn.neural_network import MLPClassifier
+        from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
 
-        return MLPClassifier(random_state=random_state, **config.params)
+        return SklearnMLPClassifier(random_state=random_state, **config.params)
     raise ValueError(f"impl must be 'pybackprop' or 'sklearn', got {impl!r}")
 
 
@@ -139,7 +139,7 @@ def compare_sklearn(repeats=3, configs=COMPARE_CONFIGS, threads=None):
     from .runner import _Threads
 
     threads = threads or int(os.environ.get("PYBACKPROP_BENCH_THREADS", 0)) or os.cpu_count() or 1
-    rows = []
+    rows: list[CompareRow] = []
     with _Threads(threads):
         for config in configs:
             data = digits_split(config.dtype)
@@ -161,7 +161,7 @@ def format_comparison(rows):
     the speed-up, and median test accuracy."""
     lines = ["| config | library | fit time (median) | speed-up | test accuracy (median) |",
              "|---|---|---:|---:|---:|"]
-    by_config = {}
+    by_config: dict[str, dict[str, CompareRow]] = {}
     for row in rows:
         by_config.setdefault(row.config, {})[row.impl] = row
     for name, pair in by_config.items():
