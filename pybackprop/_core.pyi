@@ -8,9 +8,10 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import disjoint_base
 
-FloatArray = NDArray[Union[np.float32, np.float64]]
-Coerce = Callable[[Any, Any, Any], Tuple[Any, Any, Any]]
+_FloatArray = NDArray[Union[np.float32, np.float64]]
+_Coerce = Callable[[Any, Any, Any], Tuple[Any, Any, Any]]
 
 #: Hidden activation name -> the code the kernels read.
 HIDDEN_ACTIVATIONS: Dict[str, int]
@@ -34,6 +35,7 @@ def _debug_selftest() -> None: ...
 def _set_blas_threads_hook(address: int) -> None: ...
 def _blas_threads_hook_installed() -> bool: ...
 
+@disjoint_base
 class EpochProgress:
     """How far Network.train_epoch got (filled even when it is interrupted)."""
 
@@ -47,9 +49,12 @@ class EpochProgress:
     def rows(self) -> int: ...
     def __init__(self) -> None: ...
 
+_Progress = EpochProgress
+
+@disjoint_base
 class Network:
     #: The type of train_epoch's progress argument, for this variant of the core.
-    EpochProgress: Type[EpochProgress]
+    EpochProgress: Type[_Progress]
     @property
     def is_double(self) -> bool: ...
     @property
@@ -61,46 +66,46 @@ class Network:
     @property
     def capacity(self) -> int: ...
     @property
-    def params(self) -> FloatArray: ...
+    def params(self) -> _FloatArray: ...
     @property
-    def grads(self) -> FloatArray: ...
+    def grads(self) -> _FloatArray: ...
     def __init__(
         self,
         layer_sizes: Sequence[int],
         activation_codes: Sequence[int],
         loss_code: int,
-        params: FloatArray,
-        coerce: Coerce,
+        params: _FloatArray,
+        coerce: _Coerce,
     ) -> None: ...
-    def predict(self, X: Any) -> FloatArray: ...
+    def predict(self, X: Any) -> _FloatArray: ...
     def loss(self, X: Any, y: Any, sample_weight: Any = ...) -> float: ...
     def loss_and_grad(
         self, X: Any, y: Any, sample_weight: Any = ..., input_grad: bool = ...
-    ) -> Tuple[float, Optional[FloatArray]]: ...
+    ) -> Tuple[float, Optional[_FloatArray]]: ...
     def train_step(self, X: Any, y: Any, sample_weight: Any, lr: float) -> float: ...
     def backward_output(
-        self, X: Any, grad_output: FloatArray, input_grad: bool = ...
-    ) -> Optional[FloatArray]: ...
+        self, X: Any, grad_output: _FloatArray, input_grad: bool = ...
+    ) -> Optional[_FloatArray]: ...
     def check_batch(
         self, X: Any, y: Any, sample_weight: Any = ...
-    ) -> Tuple[FloatArray, NDArray[Any], Optional[FloatArray]]: ...
+    ) -> Tuple[_FloatArray, NDArray[Any], Optional[_FloatArray]]: ...
     def optimizer_step(
         self,
         settings: Dict[str, Any],
         step: int,
-        moment: Optional[FloatArray] = ...,
-        second_moment: Optional[FloatArray] = ...,
+        moment: Optional[_FloatArray] = ...,
+        second_moment: Optional[_FloatArray] = ...,
     ) -> int: ...
     def train_epoch(
         self,
-        X: FloatArray,
+        X: _FloatArray,
         y: NDArray[Any],
-        sample_weight: Optional[FloatArray],
+        sample_weight: Optional[_FloatArray],
         order: Optional[NDArray[np.intp]],
         batch_size: int,
         settings: Dict[str, Any],
         step: int,
-        moment: Optional[FloatArray],
-        second_moment: Optional[FloatArray],
-        progress: EpochProgress,
+        moment: Optional[_FloatArray],
+        second_moment: Optional[_FloatArray],
+        progress: _Progress,
     ) -> bool: ...
