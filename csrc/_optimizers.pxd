@@ -145,7 +145,8 @@ cdef inline void adam_apply(const Optimizer* opt, floating* p, const floating* g
     AdamW: p := p (1 - lr wd); Adam: g' = g + wd p.
     m := b1 m + (1 - b1) g'; v := b2 v + (1 - b2) g'^2;
     p := p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps),
-    the last term taken from step (adam_check computed it)."""
+    the last term taken from step (adam_check computed it).  The decay lines
+    repeat adam_check's: each pass is its own loop (see the header)."""
     cdef Py_ssize_t i
     cdef floating gi, p_i
     cdef floating b1 = <floating> opt.settings.beta1, b2 = <floating> opt.settings.beta2
