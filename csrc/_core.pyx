@@ -14,6 +14,7 @@ every instruction-set variant stays one translation unit:
 
 - _layout.pxd       the Layout of the flat buffers; debug and ISA build macros
 - _scans.pxd        largest magnitude, first NaN/inf, labels out of range
+- _checks.pxd       the entry points' input checks (array form, values)
 - _activations.pxd  activation functions and their derivatives; code enums
 - _blas.pxd         row-major matrix products (BLAS or small loops)
 - _forward.pxd      the forward pass and the output activation
@@ -45,6 +46,9 @@ from _batch cimport (
     Batch, Workspace, predict_rows, loss_rows, gradient_step, sgd_step, backward_from_output,
 )
 from _blas cimport set_blas_threads_hook, blas_set_threads_local
+from _checks cimport (
+    ready, data_pointer, check_values, check_finite, weight_total, raise_if_not_finite,
+)
 from _epoch cimport EpochTotals, epoch_batches
 from _layout cimport (
     Layout, intp_t, debug_range, pybackprop_cpu_runs,
@@ -52,7 +56,6 @@ from _layout cimport (
     PYBACKPROP_ISA, PYBACKPROP_BUILD_ID,
 )
 from _optimizers cimport Optimizer, OptimizerSettings, FUSED_SGD, SGD, ADAM, optimizer_update
-from _scans cimport first_nonfinite, first_outside, first_bad_label, sum_in_double
 
 cnp.import_array()
 
@@ -136,22 +139,6 @@ cdef OptimizerSettings optimizer_settings(dict named) except *:
     if not (isfinite(settings.lr) and settings.lr >= 0):
         raise ValueError(f"learning rate must be a finite number >= 0, got {settings.lr!r}")
     return settings
-
-
-cdef inline bint _ready(object a, int typenum, int ndim) noexcept:
-    """True when a is exactly what the kernels read: an ndarray of this
-    type number and rank, native byte order, aligned and C-contiguous."""
-    if not cnp.PyArray_CheckExact(a):
-        return False
-    cdef cnp.ndarray arr = <cnp.ndarray> a
-    return (cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_NDIM(arr) == ndim
-            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
-            and cnp.PyArray_ISNOTSWAPPED(arr))
-
-
-cdef inline void* _data(array) noexcept:
-    """The data pointer of an ndarray, or NULL for None."""
-    return cnp.PyArray_DATA(<cnp.ndarray> array) if array is not None else NULL
 
 
 cdef class EpochProgress:
@@ -424,35 +411,37 @@ cdef class Network:
         if not need_y:
             y = None
         if self.is_double:
-            _check_values(self, X, y, sample_weight, labels, <double*> NULL)
+            check_values(X, y, sample_weight, labels, self.layout.loss, self.n_out,
+                         <double*> NULL)
         else:
-            _check_values(self, X, y, sample_weight, labels, <float*> NULL)
+            check_values(X, y, sample_weight, labels, self.layout.loss, self.n_out,
+                         <float*> NULL)
         return X, y, sample_weight, labels
 
     cdef bint _fast_ok(self, X, y, sample_weight, bint need_y):
         cdef intp_t* dims
         cdef intp_t n
-        if not _ready(X, self.typenum, 2):
+        if not ready(X, self.typenum, 2):
             return False
         dims = cnp.PyArray_DIMS(<cnp.ndarray> X)
         n = dims[0]
         if n < 1 or n > INT_MAX or dims[1] != self.n_in:
             return False
         if need_y:
-            if self.layout.loss == CROSS_ENTROPY and _ready(y, cnp.NPY_INTP, 1):
+            if self.layout.loss == CROSS_ENTROPY and ready(y, cnp.NPY_INTP, 1):
                 if cnp.PyArray_DIMS(<cnp.ndarray> y)[0] != n:
                     return False
-            elif _ready(y, self.typenum, 2):
+            elif ready(y, self.typenum, 2):
                 dims = cnp.PyArray_DIMS(<cnp.ndarray> y)
                 if dims[0] != n or dims[1] != self.n_out:
                     return False
-            elif self.n_out == 1 and _ready(y, self.typenum, 1):
+            elif self.n_out == 1 and ready(y, self.typenum, 1):
                 if cnp.PyArray_DIMS(<cnp.ndarray> y)[0] != n:
                     return False
             else:
                 return False
         if sample_weight is not None:
-            if not _ready(sample_weight, self.typenum, 1):
+            if not ready(sample_weight, self.typenum, 1):
                 return False
             if cnp.PyArray_DIMS(<cnp.ndarray> sample_weight)[0] != n:
                 return False
@@ -461,12 +450,12 @@ cdef class Network:
     cdef Batch _batch(self, X, y, sample_weight, bint labels):
         """The Batch of checked arrays (from _check); the caller keeps them alive."""
         cdef Batch batch
-        batch.X = _data(X)
-        batch.Y = NULL if labels else _data(y)
-        batch.labels = <intp_t*> _data(y) if labels else NULL
-        batch.sample_weight = _data(sample_weight)
+        batch.X = data_pointer(X)
+        batch.Y = NULL if labels else data_pointer(y)
+        batch.labels = <intp_t*> data_pointer(y) if labels else NULL
+        batch.sample_weight = data_pointer(sample_weight)
         batch.n_rows = <int> cnp.PyArray_DIMS(<cnp.ndarray> X)[0]
-        batch.weight_total = (_weight_total(sample_weight, self.is_double)
+        batch.weight_total = (weight_total(sample_weight, self.is_double)
                               if sample_weight is not None else batch.n_rows)
         return batch
 
@@ -504,7 +493,7 @@ cdef class Network:
         call.input_grad = input_grad
         dX = self._locked(_gradient_work, &call)
         check_debug_violations()
-        _raise_if_not_finite(call.loss)
+        raise_if_not_finite(call.loss)
         return call.loss, dX
 
     def train_step(self, X, y, sample_weight, double lr):
@@ -521,7 +510,7 @@ cdef class Network:
         call.lr = lr
         self._locked(_sgd_work, &call)
         check_debug_violations()
-        _raise_if_not_finite(call.loss)
+        raise_if_not_finite(call.loss)
         if call.refused:
             raise FloatingPointError(
                 f"the SGD update could overflow {'float64' if self.is_double else 'float32'} "
@@ -536,14 +525,14 @@ cdef class Network:
         cdef Call call
         call.batch = self._batch(X, None, None, False)
         cdef int n = call.batch.n_rows
-        if not _ready(grad_output, self.typenum, 2) or \
+        if not ready(grad_output, self.typenum, 2) or \
                 cnp.PyArray_DIMS(<cnp.ndarray> grad_output)[0] != n or \
                 cnp.PyArray_DIMS(<cnp.ndarray> grad_output)[1] != self.n_out:
             raise ValueError(f"grad_output must be a C-contiguous ({n}, {self.n_out}) array "
                              "of the network's dtype")
-        _check_finite("grad_output", grad_output, self.is_double,
-                      "NaN or infinity; gradients must be finite")
-        call.grad_output = _data(grad_output)
+        check_finite("grad_output", grad_output, self.is_double,
+                     "NaN or infinity; gradients must be finite")
+        call.grad_output = data_pointer(grad_output)
         call.input_grad = input_grad
         dX = self._locked(_backward_output_work, &call)
         check_debug_violations()
@@ -559,7 +548,7 @@ cdef class Network:
 
     cdef void* _state_pointer(self, state, str name) except? NULL:
         """Data pointer of an optimizer state vector, after checking it."""
-        if not _ready(state, self.typenum, 1) or \
+        if not ready(state, self.typenum, 1) or \
                 cnp.PyArray_DIMS(<cnp.ndarray> state)[0] != self.n_params:
             raise ValueError(f"optimizer {name} must be a contiguous vector of {self.n_params} "
                              f"values of the network's dtype")
@@ -629,13 +618,13 @@ cdef class Network:
         n = cnp.PyArray_DIMS(<cnp.ndarray> X)[0]
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if order is not None and (not _ready(order, cnp.NPY_INTP, 1)
+        if order is not None and (not ready(order, cnp.NPY_INTP, 1)
                                   or cnp.PyArray_DIMS(<cnp.ndarray> order)[0] != n):
             raise ValueError(f"order must be a permutation of {n} intp row indices")
         call.optimizer = self._optimizer(settings, step, moment, second_moment)
         call.batch = self._batch(X, y, sample_weight,
                                  cnp.PyArray_TYPE(<cnp.ndarray> y) == cnp.NPY_INTP)
-        call.order = <intp_t*> _data(order)
+        call.order = <intp_t*> data_pointer(order)
         # Return to Python (to check for Ctrl-C) about every 2e8 multiply-adds.
         for i in range(self.layout.n_layers):
             macs += <Py_ssize_t> self.layout.sizes[i] * self.layout.sizes[i + 1]
@@ -785,99 +774,6 @@ cdef _check_codes(activation_codes, int loss_code):
     if (outputs.get(codes[last]), losses.get(loss_code)) not in VALID_PAIRS:
         raise ValueError(f"output activation code {codes[last]!r} with loss code {loss_code!r} "
                          "is not one of VALID_PAIRS")
-
-
-cdef _check_values(Network net, X, y, sample_weight, bint labels, const floating* dtype):
-    """NaN/inf in X, y; labels out of range; y outside [0, 1] for the
-    cross-entropies; negative, non-finite or all-zero weights.  dtype only
-    selects the specialisation (NULL)."""
-    cdef cnp.ndarray arr = <cnp.ndarray> X
-    cdef Py_ssize_t count = cnp.PyArray_SIZE(arr)
-    cdef Py_ssize_t bad
-    cdef const floating* values = <const floating*> cnp.PyArray_DATA(arr)
-    cdef double low = 0, high = 1, total
-    cdef intp_t n_out = net.n_out
-    with nogil:
-        bad = first_nonfinite(values, count)
-    if bad >= 0:
-        _raise_bad_value("X", X, bad, "NaN or infinity; inputs must be finite")
-    if y is not None:
-        arr = <cnp.ndarray> y
-        count = cnp.PyArray_SIZE(arr)
-        values = <const floating*> cnp.PyArray_DATA(arr)
-        if labels:
-            with nogil:
-                bad = first_bad_label(<const intp_t*> values, count, n_out)
-            if bad >= 0:
-                raise ValueError(
-                    f"class label {int(y[bad])} at index {bad} is out of range: "
-                    f"labels must be integers in 0..{n_out - 1} for {n_out} outputs")
-        elif net.layout.loss == SQUARED_ERROR:
-            with nogil:
-                bad = first_nonfinite(values, count)
-            if bad >= 0:
-                _raise_bad_value("y", y, bad, "NaN or infinity; targets must be finite")
-        else:
-            with nogil:
-                bad = first_outside(values, count, low, high)
-            if bad >= 0:
-                _raise_bad_value("y", y, bad,
-                                 "outside [0, 1]; cross-entropy targets are probabilities")
-    if sample_weight is not None:
-        arr = <cnp.ndarray> sample_weight
-        count = cnp.PyArray_SIZE(arr)
-        values = <const floating*> cnp.PyArray_DATA(arr)
-        high = np.inf
-        with nogil:
-            bad = first_outside(values, count, low, high)
-            total = sum_in_double(values, count)
-        if bad >= 0:
-            _raise_bad_value("sample_weight", sample_weight, bad,
-                             "negative, NaN or infinite; weights must be finite and >= 0")
-        if not total > 0:
-            raise ValueError("sample_weight sums to zero: at least one weight must be positive")
-        if not isfinite(total):
-            raise ValueError("sample_weight sums to infinity: the weights are too large "
-                             "(only their ratios matter; scale them down)")
-
-
-cdef _check_finite(str name, array, bint is_double, str what):
-    """Raise ValueError naming the first NaN/inf of a kernel-ready array."""
-    cdef Py_ssize_t bad, count = cnp.PyArray_SIZE(<cnp.ndarray> array)
-    cdef void* values = cnp.PyArray_DATA(<cnp.ndarray> array)
-    with nogil:
-        if is_double:
-            bad = first_nonfinite(<double*> values, count)
-        else:
-            bad = first_nonfinite(<float*> values, count)
-    if bad >= 0:
-        _raise_bad_value(name, array, bad, what)
-
-
-cdef double _weight_total(sample_weight, bint is_double):
-    """sum(sample_weight) in double, by a compiled loop (no temporary)."""
-    cdef Py_ssize_t count = cnp.PyArray_SIZE(<cnp.ndarray> sample_weight)
-    cdef void* values = cnp.PyArray_DATA(<cnp.ndarray> sample_weight)
-    cdef double total
-    with nogil:
-        if is_double:
-            total = sum_in_double(<double*> values, count)
-        else:
-            total = sum_in_double(<float*> values, count)
-    return total
-
-
-cdef _raise_if_not_finite(double loss):
-    if not isfinite(loss):
-        raise FloatingPointError(
-            f"the loss is {loss}: the network's outputs overflowed (diverging "
-            "weights?); no gradient was computed and the parameters are unchanged")
-
-
-cdef _raise_bad_value(str name, array, Py_ssize_t flat_index, str what):
-    index = np.unravel_index(flat_index, array.shape)
-    where = index[0] if len(index) == 1 else tuple(int(i) for i in index)
-    raise ValueError(f"{name}[{where}] = {array.flat[flat_index]!r} is {what}")
 
 
 def _debug_selftest():
