@@ -11,7 +11,7 @@ Compiler directives are set once here for the whole build.  Kernels run with
 bounds checking off; setting PYBACKPROP_DEBUG=1 at build time turns Cython's
 bounds, wraparound and initialisation checks back on, defines the C macro
 PYBACKPROP_DEBUG=1 that makes every kernel check each block it computes
-against its buffer (see csrc/_core.pyx), and drops -O3, so a test run catches
+against its buffer (see csrc/_layout.pxd), and drops -O3, so a test run catches
 an out-of-bounds index in a kernel.  ``pybackprop._core.DEBUG_BUILD`` says
 which build is installed.
 """

@@ -14,10 +14,11 @@ cdef enum:
 
 # Below this many multiply-adds a product runs on one BLAS thread.  OpenBLAS
 # itself splits products above 2^18 MACs over its threads, but up to a few
-# million MACs two threads gain little on these machines (PERF-NOTES: 107 vs
-# 128 GFLOP/s at 6.4M MACs) and, when the other core is busy, the step waits
-# for a descheduled BLAS thread: a 64-256-10 digits epoch took 5-19 s instead
-# of 0.3 s on a loaded machine.
+# million MACs two threads gained little on the machines measured (107 vs
+# 128 GFLOP/s at 6.4M MACs, timed as benchmarks/blas_floor.py times a
+# product, with threadpool_limits(1) against (2)) and, when the other core
+# is busy, the step waits for a descheduled BLAS thread: a 64-256-10 digits
+# epoch took 5-19 s instead of 0.3 s on a loaded machine.
 cdef enum:
     BLAS_SINGLE_THREAD_MACS = 4194304
 

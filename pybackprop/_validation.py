@@ -17,18 +17,15 @@ from typing import Any, Literal, Optional, Union, cast
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-# Codes shared with csrc/_activations.pxd (enums Activation and Loss).
-HIDDEN_ACTIVATIONS = {"identity": 0, "sigmoid": 1, "relu": 2, "tanh": 3}
-OUTPUT_ACTIVATIONS = {"identity": 0, "sigmoid": 1, "softmax": 4}
-LOSSES = {"squared_error": 0, "binary_cross_entropy": 1, "cross_entropy": 2}
+from . import _core as _compiled
 
+# The names the compiled core implements, and its code for each: defined once,
+# in csrc/_core.pyx (read from the baseline module; every variant has the same).
+HIDDEN_ACTIVATIONS = dict(_compiled.HIDDEN_ACTIVATIONS)
+OUTPUT_ACTIVATIONS = dict(_compiled.OUTPUT_ACTIVATIONS)
+LOSSES = dict(_compiled.LOSSES)
 # The (output, loss) pairs whose gradient the core computes exactly.
-VALID_PAIRS = (
-    ("identity", "squared_error"),
-    ("sigmoid", "squared_error"),
-    ("sigmoid", "binary_cross_entropy"),
-    ("softmax", "cross_entropy"),
-)
+VALID_PAIRS = tuple(_compiled.VALID_PAIRS)
 DEFAULT_LOSS = {"identity": "squared_error", "sigmoid": "binary_cross_entropy",
                 "softmax": "cross_entropy"}
 DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}

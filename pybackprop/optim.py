@@ -43,9 +43,6 @@ Schedule = Callable[[int], float]
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "ExponentialLR", "CosineLR"]
 
-# Optimizer kinds of the compiled core (csrc/_core.pyx, enum OptimizerKind).
-_FUSED_SGD, _SGD, _ADAM = 0, 1, 2
-
 
 class Optimizer:
     """Base class: a learning rate, an optional schedule and per-parameter state.
@@ -256,9 +253,11 @@ class SGD(Optimizer):
         return self.momentum == 0 and self.weight_decay == 0
 
     def _config(self, fused=False):
-        kind = _FUSED_SGD if fused and self.fused else _SGD
-        return (kind, self.lr, self.momentum, self.dampening, self.nesterov,
-                self.weight_decay, 0.0, 0.0, 0.0, False)
+        """The settings by name, as the compiled core reads them (its
+        OPTIMIZER_SETTINGS; the kind is one of its OPTIMIZER_KINDS)."""
+        return {"kind": "fused_sgd" if fused and self.fused else "sgd", "lr": self.lr,
+                "momentum": self.momentum, "dampening": self.dampening,
+                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
 
 class Adam(Optimizer):
@@ -327,8 +326,10 @@ class Adam(Optimizer):
         return self._m, self._v
 
     def _config(self, fused=False):
-        return (_ADAM, self.lr, 0.0, 0.0, False, self.weight_decay,
-                self.beta1, self.beta2, self.eps, self.decoupled)
+        """The settings by name, as the compiled core reads them."""
+        return {"kind": "adam", "lr": self.lr, "weight_decay": self.weight_decay,
+                "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
+                "decoupled": self.decoupled}
 
 
 class AdamW(Adam):

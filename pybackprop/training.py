@@ -164,7 +164,7 @@ def fit(net: MLP, X: ArrayLike, y: ArrayLike, *, epochs: int = 10, batch_size: i
     classifier = is_classifier(net)
     best_params = net.parameters.copy() if early_stopping else None
     epoch_start_params = np.empty_like(net.parameters)
-    epoch_progress = np.zeros(4)  # step count, loss sum, weight sum, rows: see Network.train_epoch
+    epoch_progress = core.EpochProgress()  # filled by train_epoch, even when interrupted
     wait = 0
     samples = 0
     progress = None
@@ -183,9 +183,12 @@ def fit(net: MLP, X: ArrayLike, y: ArrayLike, *, epochs: int = 10, batch_size: i
                                             opt._config(fused=True), opt.step_count, state1, state2,
                                             epoch_progress)
             finally:
-                opt.step_count = int(epoch_progress[0])
-                samples += int(epoch_progress[3])
-            loss = epoch_progress[1] / epoch_progress[2] if epoch_progress[2] > 0 else math.nan
+                opt.step_count = epoch_progress.step
+                samples += epoch_progress.rows
+            if epoch_progress.weight_sum > 0:
+                loss = epoch_progress.loss_sum / epoch_progress.weight_sum
+            else:
+                loss = math.nan
             if not finished or not math.isfinite(loss) or not np.all(np.isfinite(net.parameters)):
                 net.parameters[...] = epoch_start_params
                 history.time = time.perf_counter() - start_time
