@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional
 import numpy as np
 
 from . import _validation
+from ._validation import FloatArray
 
 if TYPE_CHECKING:
     # For annotations only: at run time this module never imports network,
@@ -80,11 +81,16 @@ class Optimizer:
         self.schedule = schedule
         self.step_count = 0
 
-    def _state(self):
-        """The state vectors passed to the compiled update (None when unused)."""
+    def _state(self) -> tuple[Optional[FloatArray], Optional[FloatArray]]:
+        """The state vectors the compiled update reads and writes, as its
+        ``moment`` and ``second_moment`` arguments (None when unused)."""
         return None, None
 
-    def _config(self):
+    def _config(self, fused: bool = False) -> dict[str, Any]:
+        """The settings by name, as the compiled core reads them (its
+        ``OPTIMIZER_SETTINGS``; ``kind`` is one of its ``OPTIMIZER_KINDS``).
+        ``fused`` asks for the update inside the backward pass where the
+        optimizer allows it."""
         raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> float:
@@ -101,8 +107,9 @@ class Optimizer:
         """Update the network from its gradient buffers (the last
         ``loss_and_grad`` or ``backward``), in place."""
         self.lr = _validation.check_learning_rate(self.lr)
-        state1, state2 = self._state()
-        self.step_count = self.net._core.optimizer_step(self._config(), self.step_count, state1, state2)
+        moment, second_moment = self._state()
+        self.step_count = self.net._core.optimizer_step(self._config(), self.step_count,
+                                                        moment, second_moment)
 
     def zero_grad(self) -> None:
         """Zero the network's gradient buffers.
@@ -244,7 +251,7 @@ class SGD(Optimizer):
         return {"momentum": self.momentum, "dampening": self.dampening,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
-    def _state(self):
+    def _state(self) -> tuple[Optional[FloatArray], Optional[FloatArray]]:
         return (self._velocity if self.momentum != 0 else None), None
 
     @property
@@ -252,9 +259,7 @@ class SGD(Optimizer):
         """True when the update can run inside the backward pass."""
         return self.momentum == 0 and self.weight_decay == 0
 
-    def _config(self, fused=False):
-        """The settings by name, as the compiled core reads them (its
-        OPTIMIZER_SETTINGS; the kind is one of its OPTIMIZER_KINDS)."""
+    def _config(self, fused: bool = False) -> dict[str, Any]:
         return {"kind": "fused_sgd" if fused and self.fused else "sgd", "lr": self.lr,
                 "momentum": self.momentum, "dampening": self.dampening,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}
@@ -322,11 +327,10 @@ class Adam(Optimizer):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
                 "weight_decay": self.weight_decay, "decoupled": self.decoupled}
 
-    def _state(self):
+    def _state(self) -> tuple[Optional[FloatArray], Optional[FloatArray]]:
         return self._m, self._v
 
-    def _config(self, fused=False):
-        """The settings by name, as the compiled core reads them."""
+    def _config(self, fused: bool = False) -> dict[str, Any]:
         return {"kind": "adam", "lr": self.lr, "weight_decay": self.weight_decay,
                 "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
                 "decoupled": self.decoupled}

@@ -158,7 +158,7 @@ def fit(net: MLP, X: ArrayLike, y: ArrayLike, *, epochs: int = 10, batch_size: i
         validation_data = core.check_batch(*validation_data)
     n = X.shape[0]
     order = np.arange(n, dtype=np.intp) if shuffle else None
-    state1, state2 = opt._state()
+    moment, second_moment = opt._state()
 
     history = History()
     classifier = is_classifier(net)
@@ -180,7 +180,7 @@ def fit(net: MLP, X: ArrayLike, y: ArrayLike, *, epochs: int = 10, batch_size: i
                 rng.shuffle(order)
             try:
                 finished = core.train_epoch(X, y, sample_weight, order, batch_size,
-                                            opt._config(fused=True), opt.step_count, state1, state2,
+                                            opt._config(fused=True), opt.step_count, moment, second_moment,
                                             epoch_progress)
             finally:
                 opt.step_count = epoch_progress.step
