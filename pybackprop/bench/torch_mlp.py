@@ -25,6 +25,13 @@ def torch_info():
     return f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
+def _gradient(parameter: torch.Tensor) -> np.ndarray:
+    """A parameter's gradient after ``backward()``, as a NumPy copy."""
+    if parameter.grad is None:
+        raise RuntimeError("no gradient: backward() has not reached this parameter")
+    return parameter.grad.detach().numpy().copy()
+
+
 class TorchMLP:
     """``pybackprop.MLP`` in PyTorch.
 
@@ -50,7 +57,7 @@ class TorchMLP:
         n_hidden = len(hidden)
         self.dtype = _DTYPES[dtype.name]
         self.output, self.loss_name = output, loss
-        modules = []
+        modules: list[nn.Module] = []
         for i, (W, b) in enumerate(zip(weights, biases)):
             linear = nn.Linear(W.shape[1], W.shape[0], dtype=self.dtype)
             with torch.no_grad():
@@ -109,8 +116,8 @@ class TorchMLP:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self._loss(X, y)
         loss.backward()
-        grad_w = [m.weight.grad.detach().numpy().copy() for m in self._linears]
-        grad_b = [m.bias.grad.detach().numpy().copy() for m in self._linears]
+        grad_w = [_gradient(m.weight) for m in self._linears]
+        grad_b = [_gradient(m.bias) for m in self._linears]
         return loss.item(), grad_w, grad_b
 
     def numpy_weights(self):
