@@ -724,3 +724,23 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path):
             raise OSError("disk full")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]
+
+
+@pytest.mark.parametrize("key", ["W0", "b1"])
+def test_parameters_beyond_float32_are_refused_and_change_nothing(tmp_path, key):
+    """1e300 is finite in float64 and infinite in float32: the check is after converting."""
+    net = MLP([4, 5, 3], dtype="float32", seed=0)
+    before = net.parameters.copy()
+    state = pio.state_dict(net)
+    state["W1"] = np.full((3, 5), 0.5)  # a valid entry before or after the bad one
+    state[key] = np.full(state[key].shape, 1e300)
+    with pytest.raises(ValueError, match=f"'{key}'.*not finite in float32"):
+        pio.load_state_dict(net, state)
+    np.testing.assert_array_equal(net.parameters, before)
+    with pytest.raises(ValueError, match=f"'{key}'.*not finite in float32"):
+        pio.network_from_state_dict(state)
+    arrays = saved_arrays(tmp_path)
+    arrays["dtype"] = np.array("float32")
+    arrays[key] = np.full(arrays[key].shape, 1e300)
+    write_npz(tmp_path / "edited.npz", arrays)
+    assert_bad_file(tmp_path / "edited.npz", repr(key), "float32")
