@@ -23,15 +23,25 @@ Design decisions (also in ``--help``):
   ``pybackprop.load`` need nothing else.  The folding is
   :func:`pybackprop.standardize.fold_standardization`; reading the data
   files is :mod:`pybackprop.tables`.
-- Classification labels may be any values (strings, integers, floats): the
-  distinct values found, sorted, become classes 0..k-1.  The class list is
-  written next to the model as ``<model>.classes.json`` (``model.npz`` ->
-  ``model.classes.json``; the network file format has no slot for it);
-  ``predict`` reads it when present and otherwise reports the output index
-  0..k-1 as the class.
+- Classification labels may be any values.  A CSV label column is text
+  and stays text: the classes are its distinct strings (``"02134"`` and
+  ``"2134"`` are two classes, ``"5"`` is written back as ``5``), ordered
+  by value when they are all numbers.  The class list is written next to
+  the model as ``<model>.classes.json`` (``model.npz`` ->
+  ``model.classes.json``, any other name ``<name>.classes.json``; the
+  network file format has no slot for it) with the SHA-256 of the model
+  file it belongs to; ``predict`` reads it when it belongs to the model and
+  otherwise reports the output index 0..k-1 as the class.
+- A command never writes over one of its own files: an output that is the
+  same file as an input or another output (by path, symbolic link or hard
+  link) is refused before any work, a class list that belongs to another
+  model is never replaced, and nothing is removed.  Every file is written
+  to a temporary file in the target's directory and renamed into place
+  when complete (:func:`pybackprop.io.atomic_write`).
 
 Every error in the arguments or the data ends the program with a one-line
-``error: ...`` on stderr and exit code 2; a failed gradient check or a
+``error: ...`` on stderr and exit code 2 (numbers out of their range
+included; argument errors name the option); a failed gradient check or a
 diverged training run exits with 1.
 """
 
@@ -40,6 +50,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import hashlib
 import json
 import math
 import os
@@ -50,6 +61,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import __version__
+from . import io as _io
 from ._dispatch import describe as describe_core
 from ._validation import HIDDEN_ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS, LossName, OutputActivation
 from .network import MLP
@@ -84,9 +96,26 @@ EXPLAIN_MAX_PARAMETERS = 500
 # beyond this many parameters check random directions instead.
 GRADCHECK_MAX_FD_PARAMETERS = 20_000
 
+# Bounds of the numeric options.  Counts reach the core as C ints.
+MAX_COUNT = 2**31 - 1
+# numpy's seeds take any non-negative integer; 128 bits is more than the
+# generator's state can use.
+MAX_SEED = 2**128 - 1
+# gradcheck compares every sample with the pure-Python reference.
+GRADCHECK_MAX_SAMPLES = 10_000
+# float64 has 17 significant digits; 0 would print nothing.
+EXPLAIN_MAX_DIGITS = 17
+
 
 class CommandError(ValueError):
     """A problem with the user's arguments or data: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one ``error:`` line like every other error."""
+
+    def error(self, message: str) -> Any:  # argparse declares NoReturn
+        raise CommandError(f"{message} (see {self.prog} --help)")
 
 
 # ---------------------------------------------------------------------------
@@ -149,8 +178,8 @@ def _int_list(text, option):
     except ValueError:
         raise CommandError(f"{option} must be comma-separated integers like 64,32, "
                            f"got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise CommandError(f"{option} sizes must be >= 1, got {text!r}")
+    if any(not 1 <= v <= MAX_COUNT for v in values):
+        raise CommandError(f"{option} sizes must be between 1 and {MAX_COUNT}, got {text!r}")
     return values
 
 
@@ -165,56 +194,191 @@ def _float_list(text, option):
     return values
 
 
+def _integer(low, high, high_text=None):
+    """argparse type: an integer in [low, high] (high shown as high_text in messages)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high_text or high}, "
+                                             f"got {value}")
+        return value
+    return parse
+
+
+# The option types of seeds (numpy takes any integer >= 0) and of counts.
+_seed = _integer(0, MAX_SEED, "2**128 - 1")
+_count = _integer(1, MAX_COUNT)
+
+
+def _real(low, high=math.inf, low_open=False, high_open=False, what="the value"):
+    """argparse type: a finite number in [low, high] (either end open when asked)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        inside = ((value > low if low_open else value >= low)
+                  and (value < high if high_open else value <= high))
+        if not math.isfinite(value) or not inside:
+            if math.isfinite(high):
+                interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            else:
+                interval = f"{'>' if low_open else '>='} {low:g}"
+            raise argparse.ArgumentTypeError(f"{what} must be a finite number {interval}, "
+                                             f"got {text!r}")
+        return value
+    return parse
+
+
 def _activation_arg(text):
     """'relu' -> 'relu'; 'relu,tanh' -> ['relu', 'tanh'] (MLP checks the names)."""
     names = [part.strip() for part in text.split(",")]
     return names[0] if len(names) == 1 else names
 
 
-def _check_writable(path, option):
-    """Fail before training, not after it, when an output's directory is missing."""
-    if path is None:
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CommandError(f"{option} {path!r}: the directory {directory!r} does not exist")
-    if os.path.isdir(path):
-        raise CommandError(f"{option} {path!r} is a directory")
+def _network(sizes, **options):
+    """MLP(sizes, **options), with running out of memory as a CommandError."""
+    try:
+        return MLP(sizes, **options)
+    except MemoryError:
+        n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        raise CommandError(f"not enough memory for a network of {'-'.join(map(str, sizes))} "
+                           f"({n_params:,} parameters); use smaller layers") from None
 
 
 # ---------------------------------------------------------------------------
-# models: the class-list sidecar
+# files: outputs never overwrite inputs; a class-list sidecar per model
+
+
+def _same_file(a, b):
+    """Whether paths a and b name one file: the same inode when both exist
+    (symbolic and hard links included), else the same resolved path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def _check_files(outputs, inputs):
+    """Refuse, before any work, an output that cannot be written or that would
+    replace an input or another output.
+
+    outputs, inputs: lists of (option, path); a path of None is skipped.
+    """
+    checked: list[tuple[str, str]] = []
+    for option, path in outputs:
+        if path is None:
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise CommandError(f"{option} {path!r}: the directory {directory!r} does not exist")
+        if os.path.isdir(path):
+            raise CommandError(f"{option} {path!r} is a directory")
+        for other_option, other in inputs:
+            if other is not None and _same_file(path, other):
+                raise CommandError(f"{option} {path!r} is the same file as {other_option} "
+                                   f"{other!r}: writing it would destroy the input; choose "
+                                   "another file")
+        for other_option, other in checked:
+            if _same_file(path, other):
+                raise CommandError(f"{option} {path!r} and {other_option} {other!r} are the same "
+                                   "file; choose two different files")
+        checked.append((option, path))
 
 
 def classes_path(model_path: str) -> str:
-    """Where the class list of a saved classifier lives: ``model.npz`` -> ``model.classes.json``."""
-    return os.path.splitext(model_path)[0] + ".classes.json"
+    """Where the class list of a saved classifier lives.
+
+    ``model.npz`` -> ``model.classes.json``; a name without the ``.npz``
+    suffix keeps all of it (``model.v2`` -> ``model.v2.classes.json``), so
+    that it never points at the class list of ``model.npz``.
+    """
+    model_path = os.fspath(model_path)
+    if model_path.lower().endswith(".npz"):
+        return model_path[:-len(".npz")] + ".classes.json"
+    return model_path + ".classes.json"
+
+
+def _file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_sidecar(sidecar):
+    """The sidecar's JSON content (None when there is no sidecar)."""
+    if not os.path.exists(sidecar):
+        return None
+    try:
+        with open(sidecar, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{sidecar} is not valid JSON ({one_line_message(exc)})") from None
+
+
+def _sidecar_model_hash(content):
+    return content.get("model_sha256") if isinstance(content, dict) else None
+
+
+def _check_sidecar_is_ours(model_path, option):
+    """Refuse to save a classifier to model_path when its class-list file exists
+    and belongs to another model file (say model.npz when saving as model)."""
+    sidecar = classes_path(model_path)
+    if not os.path.exists(sidecar):
+        return
+    try:
+        content = _read_sidecar(sidecar)
+    except CommandError:
+        content = None
+    recorded = _sidecar_model_hash(content)
+    if recorded is None:
+        # Written before the checksum existed, by the same name mapping for .npz.
+        ours = model_path.lower().endswith(".npz")
+    else:
+        ours = os.path.isfile(model_path) and _file_sha256(model_path) == recorded
+    if not ours:
+        raise CommandError(f"{option} {model_path!r}: its class list would replace {sidecar!r}, "
+                           "which belongs to another model file; move that file or choose "
+                           "another name")
 
 
 def _save_model(net, path, classes=None, label_name=None):
-    """Save the network; write (classifiers) or remove a stale (others) class-list sidecar."""
+    """Save the network and, for a classifier, its class list (never removing a file)."""
     net.save(path)
+    if classes is None:
+        return f"saved the model to {path}"
     sidecar = classes_path(path)
-    if classes is not None:
-        with open(sidecar, "w", encoding="utf-8") as f:
-            json.dump({"classes": classes, "label": label_name}, f, indent=1)
-            f.write("\n")
-        return f"saved the model to {path} (class labels in {sidecar})"
-    if os.path.exists(sidecar):
-        os.remove(sidecar)
-    return f"saved the model to {path}"
+    content = {"classes": classes, "label": label_name, "model_sha256": _file_sha256(path)}
+    with _io.atomic_write(sidecar, "w", encoding="utf-8") as f:
+        json.dump(content, f, indent=1)
+        f.write("\n")
+    return f"saved the model to {path} (class labels in {sidecar})"
+
+
+def _is_classifier(net):
+    return net.output == "softmax" or (net.loss_name == "binary_cross_entropy" and net.n_out == 1)
 
 
 def _load_classes(model_path, net):
-    """(classes, label name) from the sidecar, or (None, None) when there is none."""
-    sidecar = classes_path(model_path)
-    if not os.path.exists(sidecar):
+    """(classes, label name) from the model's sidecar, or (None, None) when
+    there is none, the network is not a classifier, or the sidecar was
+    written for another model file."""
+    if not _is_classifier(net):
         return None, None
-    try:
-        with open(sidecar, encoding="utf-8") as f:
-            content = json.load(f)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CommandError(f"{sidecar} is not valid JSON ({one_line_message(exc)})") from None
+    sidecar = classes_path(model_path)
+    content = _read_sidecar(sidecar)
+    if content is None:
+        return None, None
+    recorded = _sidecar_model_hash(content)
+    if recorded is not None and recorded != _file_sha256(model_path):
+        print(f"warning: {sidecar} belongs to another model file (its checksum differs from "
+              f"{model_path}'s); reporting output indices as classes", file=sys.stderr)
+        return None, None
     classes = content.get("classes") if isinstance(content, dict) else None
     n_classes = 2 if net.n_out == 1 else net.n_out
     if (not isinstance(classes, list) or len(classes) != n_classes
@@ -268,8 +432,12 @@ def _write_plot(history, path, classifier):
         ax.set_ylabel("accuracy")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    image_format = os.path.splitext(path)[1][1:].lower() or "png"
+    try:
+        with _io.atomic_write(path) as f:
+            fig.savefig(f, dpi=100, format=image_format)
+    finally:
+        plt.close(fig)
 
 
 def _single_threaded_blas():
@@ -320,7 +488,10 @@ def run_default(args: argparse.Namespace) -> int:
     from . import gradcheck
     from .datasets import StandardScaler, load_digits, train_test_split
 
-    _check_writable(args.save, "--save")
+    _check_files([("--save", args.save),
+                  ("--save's class list", args.save and classes_path(args.save))], [])
+    if args.save:
+        _check_sidecar_is_ours(args.save, "--save")
     print(f"pybackprop {__version__}: an MLP on handwritten digits")
     print(f"data: {DIGITS_CREDIT}")
     for line in core_status()[1:]:
@@ -383,17 +554,16 @@ def run_train(args: argparse.Namespace) -> int:
     if args.plot and not _plot_available():
         print("error: --plot needs matplotlib: pip install pybackprop[plot]", file=sys.stderr)
         return 2
-    _check_writable(args.save, "--save")
-    _check_writable(args.plot, "--plot")
-    if args.patience < 1:
-        raise CommandError(f"--patience must be >= 1, got {args.patience}")
-    if args.epochs < 1 or args.batch_size < 1:
-        raise CommandError("--epochs and --batch-size must be >= 1")
+    classification = args.task == "classification"
+    sidecar = classes_path(args.save) if args.save and classification else None
+    _check_files([("--save", args.save), ("--save's class list", sidecar), ("--plot", args.plot)],
+                 [("--data", args.data)])
+    if sidecar:
+        _check_sidecar_is_ours(args.save, "--save")
     say = (lambda *a: None) if args.quiet else print
     table = read_data(args.data, args.label, with_label=True)
     labels = table.y
     assert labels is not None  # read with with_label=True
-    classification = args.task == "classification"
     X = table.X
     classes: list[Any] | None = None
     y: np.ndarray
@@ -411,8 +581,8 @@ def run_train(args: argparse.Namespace) -> int:
         output, loss = "identity", "squared_error"
         target = "regression target"
     hidden = _int_list(args.hidden, "--hidden")
-    net = MLP([X.shape[1], *hidden, n_out], activation=_activation_arg(args.activation),
-              output=output, loss=loss, dtype=args.dtype, seed=args.seed)
+    net = _network([X.shape[1], *hidden, n_out], activation=_activation_arg(args.activation),
+                   output=output, loss=loss, dtype=args.dtype, seed=args.seed)
     optimizer = _make_optimizer(net, args.optimizer, args.lr, args.momentum)
 
     say(f"data: {args.data}: {X.shape[0]} samples, {X.shape[1]} features, label "
@@ -496,23 +666,25 @@ def _metrics_line(name, net, X, y, classification):
 
 def run_predict(args: argparse.Namespace) -> int:
     """``predict``: apply a saved model to a data file and write a CSV; returns the exit code."""
+    output = None if args.output in (None, "-") else args.output
+    _check_files([("--output", output)],
+                 [("--model", args.model), ("--model's class list", classes_path(args.model)),
+                  ("--data", args.data)])
     net = _load_model(args.model)
     classes, label_name = _load_classes(args.model, net)
     table = read_data(args.data, args.label, with_label=False)
-    if args.output not in (None, "-"):
-        _check_writable(args.output, "--output")
     if table.X.shape[1] != net.n_in:
         hint = "" if args.label else " (use --label COLUMN to drop a label column)"
         raise CommandError(f"{args.data} has {table.X.shape[1]} feature columns but the model "
                            f"{args.model} takes {net.n_in} inputs{hint}")
     outputs = np.asarray(net.predict(table.X), dtype=np.float64)
     header, rows = _prediction_rows(net, outputs, classes, label_name)
-    if args.output in (None, "-"):
+    if output is None:
         _write_csv(sys.stdout, header, rows)
     else:
-        with open(args.output, "w", newline="", encoding="utf-8") as f:
+        with _io.atomic_write(output, "w", encoding="utf-8", newline="") as f:
             _write_csv(f, header, rows)
-        print(f"wrote {len(rows)} predictions to {args.output}")
+        print(f"wrote {len(rows)} predictions to {output}")
     return 0
 
 
@@ -576,8 +748,8 @@ def _network_from_args(args):
         if len(sizes) < 2:
             raise CommandError(f"--layers needs at least an input and an output size, "
                                f"got {args.layers!r}")
-        return MLP(sizes, activation=_activation_arg(args.activation), output=args.output,
-                   loss=args.loss, dtype=getattr(args, "dtype", "float64"), seed=args.seed)
+        return _network(sizes, activation=_activation_arg(args.activation), output=args.output,
+                        loss=args.loss, dtype=getattr(args, "dtype", "float64"), seed=args.seed)
     return None
 
 
@@ -626,6 +798,7 @@ def run_explain(args: argparse.Namespace) -> int:
     """``explain``: the step-by-step log of one sample; returns the exit code."""
     from . import reference
 
+    _check_files([("--html", args.html)], [("--model", args.model)])
     net = _network_from_args(args)
     custom_sample = args.x is not None or args.y is not None
     if net is None and custom_sample:
@@ -641,7 +814,9 @@ def run_explain(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise CommandError(f"the HTML explainer (pybackprop.explain_html) is not available in "
                                f"this installation: {exc}") from None
-        explain_html.write_html(args.html, net=net, x=x, y=y, lr=args.lr)
+        page = explain_html.render_html(net, x, y, args.lr)
+        with _io.atomic_write(args.html, "w", encoding="utf-8") as f:
+            f.write(page)
         print(f"wrote the explained computation to {args.html}")
         return 0
 
@@ -684,10 +859,6 @@ def run_gradcheck(args: argparse.Namespace) -> int:
     """``gradcheck``: reference and finite-difference checks; returns 0 (pass) or 1 (fail)."""
     from . import gradcheck
 
-    if args.samples < 1:
-        raise CommandError(f"--samples must be >= 1, got {args.samples}")
-    if not args.eps > 0:
-        raise CommandError(f"--eps must be > 0, got {args.eps}")
     net = _network_from_args(args)
     rng = np.random.default_rng(args.seed)
     X = rng.standard_normal((args.samples, net.n_in))
@@ -737,10 +908,17 @@ data files: a CSV file with a header row (.tsv: tab-separated), a .npy file
 holding one 2-D array (the label is a column, by index), or an .npz file with
 arrays X (n_samples, n_features) and y, or holding a single 2-D array.
 
-classification: the label column may hold any values (names, integers,
-numbers); the distinct values, sorted, become the classes. Saving writes them
-to MODEL.classes.json next to the model (model.npz -> model.classes.json);
-predict reads that file, so keep the two together.
+classification: the label column may hold any values. A CSV label is text
+and stays text: the distinct strings are the classes ("02134" and "2134" are
+two), ordered by value when all are numbers, and predict writes them back as
+read. Saving writes them to MODEL.classes.json next to the model (model.npz ->
+model.classes.json, any other name NAME.classes.json) with the model file's
+SHA-256; predict reads that file when it belongs to the model, so keep the two
+together.
+
+files: no command writes over its own input files (the same path, a symbolic
+or a hard link), replaces another model's class list, or removes a file;
+outputs are written to a temporary file and renamed into place when complete.
 
 standardisation (default on): the features' mean and scale are computed on
 the training part only (not the validation part) and folded into the saved
@@ -763,15 +941,15 @@ def _add_architecture_options(parser, activation, output, applies_to):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``python -m pybackprop`` and its commands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m pybackprop", description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"pybackprop {__version__}")
     # The default run's options have their own dest names, so that they are
     # never mistaken for a command's options of the same name.
-    parser.add_argument("--epochs", dest="top_epochs", type=int, default=None, metavar="N",
+    parser.add_argument("--epochs", dest="top_epochs", type=_count, default=None, metavar="N",
                         help=f"training epochs (default {DIGITS_EPOCHS})")
-    parser.add_argument("--seed", dest="top_seed", type=int, default=None, metavar="N",
+    parser.add_argument("--seed", dest="top_seed", type=_seed, default=None, metavar="N",
                         help="seed of the split, the initial weights and the shuffling (default 0)")
     parser.add_argument("--dtype", dest="top_dtype", choices=("float64", "float32"), default=None,
                         help="computation dtype (default float64)")
@@ -799,25 +977,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--activation", default="relu", metavar="NAME[,NAME...]",
                    help=f"hidden activation ({', '.join(HIDDEN_ACTIVATIONS)}), or one per "
                    "hidden layer, e.g. relu,tanh (default relu)")
-    p.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
-    p.add_argument("--batch-size", type=int, default=32, help="minibatch size (default 32)")
+    p.add_argument("--epochs", type=_count, default=100, help="maximum epochs (default 100)")
+    p.add_argument("--batch-size", type=_count, default=32,
+                   help="minibatch size (default 32)")
     p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam",
                    help="default adam")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--lr", type=_real(0, what="the learning rate"), default=None,
                    help="learning rate (default: sgd 0.01, adam/adamw 0.001)")
-    p.add_argument("--momentum", type=float, default=None,
+    p.add_argument("--momentum", type=_real(0, 1, high_open=True), default=None,
                    help="SGD momentum (sgd only; default 0.9)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="default float64")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seed of the split, initial weights and shuffling (default 0)")
-    p.add_argument("--validation-split", type=float, default=0.2, metavar="FRACTION",
+    p.add_argument("--validation-split", type=_real(0, 1, high_open=True), default=0.2, metavar="FRACTION",
                    help="fraction held out for validation, stratified for classification; "
                    "0 for none (default 0.2)")
     p.add_argument("--early-stopping", action="store_true",
                    help="stop when the validation loss (training loss without validation data) "
                    "stops improving, and keep the best epoch's weights")
-    p.add_argument("--patience", type=int, default=10,
+    p.add_argument("--patience", type=_count, default=10,
                    help="epochs without improvement before early stopping (default 10)")
     p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
                    help="standardise features (and regression targets) with training statistics, "
@@ -864,15 +1043,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="FILE", help="explain a saved network")
     p.add_argument("--layers", metavar="SIZES", help="explain a new network, e.g. 2,3,1")
     _add_architecture_options(p, "relu", "identity", " for --layers")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seed of the weights (--layers) and of a random sample (default 0)")
     p.add_argument("--x", metavar="VALUES", help="the input, e.g. 0.5,0.3 (default: random)")
     p.add_argument("--y", metavar="VALUES",
                    help="the target, e.g. 0.8, or a class label for softmax (default: random)")
-    p.add_argument("--digits", type=int, default=6, help="significant digits shown (default 6)")
+    p.add_argument("--digits", type=_integer(1, EXPLAIN_MAX_DIGITS), default=6,
+                   help=f"significant digits shown, 1 to {EXPLAIN_MAX_DIGITS} (default 6)")
     p.add_argument("--html", metavar="FILE.html",
                    help="write an interactive page of the computation instead")
-    p.add_argument("--lr", type=float, default=0.5,
+    p.add_argument("--lr", type=_real(0, low_open=True, what="the learning rate"), default=0.5,
                    help="learning rate of the update step shown in the HTML page (default 0.5)")
     p.set_defaults(handler=run_explain)
 
@@ -886,10 +1066,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_architecture_options(p, "tanh", "softmax", "")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="default float64 (finite differences always run in float64)")
-    p.add_argument("--samples", type=int, default=8, help="random samples (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and samples (default 0)")
-    p.add_argument("--eps", type=float, default=1e-6, help="finite-difference step (default 1e-6)")
-    p.add_argument("--tol", type=float, default=1e-4,
+    p.add_argument("--samples", type=_integer(1, GRADCHECK_MAX_SAMPLES), default=8,
+                   help=f"random samples, at most {GRADCHECK_MAX_SAMPLES} (default 8)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="seed of weights and samples (default 0)")
+    p.add_argument("--eps", type=_real(0, low_open=True), default=1e-6,
+                   help="finite-difference step (default 1e-6)")
+    p.add_argument("--tol", type=_real(0, low_open=True), default=1e-4,
                    help="finite-difference pass threshold (default 1e-4)")
     p.set_defaults(handler=run_gradcheck, model=None)
     return parser
@@ -912,8 +1095,6 @@ def _dispatch(argv: list[str]) -> int:
             return run_bench(args.bench_args)
         return args.handler(args)
     args.epochs = DIGITS_EPOCHS if top["epochs"] is None else top["epochs"]
-    if args.epochs < 1:
-        parser.error(f"--epochs must be >= 1, got {args.epochs}")
     args.seed = 0 if top["seed"] is None else top["seed"]
     args.dtype = top["dtype"] or "float64"
     args.save = top["save"]
@@ -947,6 +1128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
         print(f"error: {one_line_message(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        # Building a network is checked where it happens (_network); this is
+        # any other allocation, e.g. the data or the training buffers.
+        print(f"error: not enough memory ({one_line_message(exc)})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -45,16 +45,19 @@ this module and never the other way round, builds the
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import numbers
 import os
 import secrets
+import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Optional, Protocol, Union, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, Optional, Protocol, Union, overload
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -233,9 +236,23 @@ def _check_architecture(net, state):
                              f"has {actual!r}")
     if "dtype" in state:
         # Another dtype is fine (values are converted), a nonsense one is not.
-        _validation.check_dtype(_name(state["dtype"], "dtype"))
+        _dtype_entry(state["dtype"])
     if "pybackprop_format" in state:
         _format_version(state["pybackprop_format"])
+
+
+def _dtype_entry(value: object) -> np.dtype[Any]:
+    """The dtype entry: exactly one of the names :func:`state_dict` writes.
+
+    numpy reads many spellings ("d", "float", "<f8", "double") as a dtype;
+    a state dict or file holds the name, so anything else is a damaged or
+    foreign entry, not a dtype to guess.
+    """
+    name = _name(value, "dtype")
+    if name not in _validation.DTYPES:
+        raise ValueError(f"state entry 'dtype' must be one of "
+                         f"{', '.join(map(repr, _validation.DTYPES))}, got {name!r}")
+    return np.dtype(name)
 
 
 def _format_version(value):
@@ -418,7 +435,7 @@ def checked_network_state(state: Mapping[str, Any]) -> NetworkState:
     loss_given = _name(state["loss"], "loss") if "loss" in state else None
     output, loss = _validation.check_output_loss(_name(state["output"], "output"), loss_given,
                                                  sizes[-1])
-    dtype = _validation.check_dtype(_name(state["dtype"], "dtype") if "dtype" in state else "float64")
+    dtype = _dtype_entry(state["dtype"]) if "dtype" in state else np.dtype(np.float64)
     # Check the parameters' presence and shapes before allocating anything for them.
     missing = [k for k in _parameter_keys(len(sizes) - 1) if k not in state]
     if missing:
@@ -519,7 +536,9 @@ def save(net: MLP, path: PathArgument, optimizer: Optional[SupportsStateDict] = 
     The archive is first written to a temporary file in the same
     directory, flushed to disk, and then renamed over ``path``
     (``os.replace``), so a crash or a full disk never leaves a half-written
-    file and an existing file is replaced only by a complete one.  The
+    file and an existing file is replaced only by a complete one
+    (:func:`atomic_write`).  A symbolic link is followed (its target is
+    replaced, the link stays) and an existing file keeps its permissions.  The
     layout is the one :func:`numpy.savez` writes (uncompressed), so
     ``numpy.load(path, allow_pickle=False)`` reads it too.
     """
@@ -540,26 +559,69 @@ def save(net: MLP, path: PathArgument, optimizer: Optional[SupportsStateDict] = 
                 raise TypeError(f"optimizer state keys must be non-empty strings, got {key!r}")
             arrays[_OPTIMIZER_PREFIX + key] = _as_file_array(value, key)
 
-    directory = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
+    with atomic_write(path) as f:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key, array in arrays.items():
+                with zf.open(key + ".npy", "w", force_zip64=True) as member:
+                    npy_format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathArgument, mode: Literal["wb", "w"] = "wb",
+                 encoding: Optional[str] = None, newline: Optional[str] = None) -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on success it replaces ``path`` whole.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.  A symbolic link is followed: its target is
+        written and the link stays a link.
+    mode : {"wb", "w"}
+        Binary or text.
+    encoding, newline : str, optional
+        As for :func:`open` in text mode.
+
+    Yields
+    ------
+    file object
+        The temporary file.  When the ``with`` block ends without an
+        exception it is flushed to disk and renamed over the target
+        (``os.replace``); otherwise it is removed and the target is left
+        as it was.
+
+    Notes
+    -----
+    An existing target keeps its permission bits; a new file gets the
+    umask's default, as :func:`open` would give it.  The temporary file is
+    created in the target's own directory, so the rename never crosses file
+    systems and a reader sees either the old file or the new one, never a
+    half-written one.
+    """
+    target = os.path.realpath(os.fsdecode(os.fspath(path)))
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+    directory, base = os.path.split(target)
+    try:
+        mode_bits: Optional[int] = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode_bits = None
     while True:
         temp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
         try:
-            # os.open with 0o666 lets the umask decide permissions, as for any new file.
+            # 0o666 lets the umask decide a new file's permissions, as for any new file.
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                          0o666)
             break
         except FileExistsError:
             continue
     try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for key, array in arrays.items():
-                    with zf.open(key + ".npy", "w", force_zip64=True) as member:
-                        npy_format.write_array(member, np.asanyarray(array), allow_pickle=False)
+        if mode_bits is not None:
+            os.chmod(temp, mode_bits)
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temp, path)
+        os.replace(temp, target)
     except BaseException:
         try:
             os.unlink(temp)
@@ -700,7 +762,7 @@ def _read_network_state(archive):
     # Names are checked now so that an unknown one fails before the weights are read.
     _validation.check_activations(_names(state["activations"], "activations"), n_layers - 1)
     _validation.check_output_loss(state["output"], state["loss"], sizes[-1])
-    _validation.check_dtype(state["dtype"])
+    _dtype_entry(state["dtype"])
     for key, shape in _parameter_shapes(sizes).items():
         state[key] = archive.read(key, "fiu", shape=shape)
     known = set(state) | {"pybackprop_format"}
@@ -711,8 +773,17 @@ def _read_network_state(archive):
     return state
 
 
-def _read_optimizer_state(archive):
-    """The optimizer entries with the prefix removed; None if there are none."""
+# What save writes for an int: the core counts steps in a C long long.
+_INT64 = np.iinfo(np.int64)
+
+
+def _read_optimizer_state(archive, dtype):
+    """The optimizer entries with the prefix removed; None if there are none.
+
+    Checked so that what loads can be used: integers fit the int64 save
+    writes (the step count is also >= 0), and floats are finite in the
+    network's dtype, whose arrays they become.
+    """
     keys = [k for k in archive.keys() if k.startswith(_OPTIMIZER_PREFIX)]
     if not keys:
         return None
@@ -720,9 +791,27 @@ def _read_optimizer_state(archive):
     for key in keys:
         array = archive.read(key, "biufU", max_size=MAX_PARAMETERS)
         name = key[len(_OPTIMIZER_PREFIX):]
+        _check_optimizer_entry(array, key, dtype)
         # 0-d entries were Python scalars when saved: give them back as such.
         state[name] = array.item() if array.ndim == 0 else array
     return state
+
+
+def _check_optimizer_entry(array, key, dtype):
+    if array.dtype.kind in "iu" and array.size:
+        low = 0 if key == _OPTIMIZER_PREFIX + "step" else _INT64.min
+        if int(array.min()) < low or int(array.max()) > _INT64.max:
+            raise _BadFile(f"{key!r} holds {int(array.min())}..{int(array.max())}, outside "
+                           f"{low}..{_INT64.max}")
+    elif array.dtype.kind == "f":
+        # 0-d floats are hyperparameters (Python floats); arrays are state
+        # vectors that become arrays of the network's dtype.
+        target = np.dtype(np.float64) if array.ndim == 0 else dtype
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.abs(array.reshape(-1)) <= np.finfo(target).max)
+        if np.any(bad):
+            raise _BadFile(f"{key!r} holds {float(array.reshape(-1)[np.argmax(bad)])!r}, which is "
+                           f"not finite in {target.name}")
 
 
 def read(path: PathArgument, with_optimizer_state: bool = False,
@@ -764,7 +853,8 @@ def read(path: PathArgument, with_optimizer_state: bool = False,
                 with zipfile.ZipFile(f) as zf:
                     archive = _Archive(zf, archive_size)
                     state = _read_network_state(archive)
-                    optimizer_state = _read_optimizer_state(archive) if with_optimizer_state else None
+                    optimizer_state = (_read_optimizer_state(archive, _dtype_entry(state["dtype"]))
+                                       if with_optimizer_state else None)
                 network_state = checked_network_state(state)
             except _BadFile:
                 raise

@@ -265,7 +265,7 @@ class _BaseMLP(BaseEstimator):
 
     @coefs_.setter
     def coefs_(self, values: Sequence[ArrayLike]) -> None:
-        self._assign(self.network_.weights, values, transpose=True)
+        self._assign("coefs_", "W", values, transpose=True)
 
     @property
     def intercepts_(self) -> list[FloatArray]:
@@ -276,21 +276,27 @@ class _BaseMLP(BaseEstimator):
 
     @intercepts_.setter
     def intercepts_(self, values: Sequence[ArrayLike]) -> None:
-        self._assign(self.network_.biases, values, transpose=False)
+        self._assign("intercepts_", "b", values, transpose=False)
 
-    @staticmethod
-    def _assign(targets, values, transpose):
-        values = list(values)
-        if len(values) != len(targets):
-            raise ValueError(f"expected {len(targets)} arrays, got {len(values)}")
+    def _assign(self, name, key, values, transpose):
+        """Set every layer's W (key "W") or b ("b") from values, or none of them."""
+        net = self.network_
+        targets = net.weights if key == "W" else net.biases
         values = [np.asarray(v) for v in values]
+        if len(values) != len(targets):
+            raise ValueError(f"{name} needs {len(targets)} arrays, got {len(values)}")
         for i, (target, value) in enumerate(zip(targets, values)):
             expected = target.T.shape if transpose else target.shape
             if value.shape != expected:
-                raise ValueError(f"array {i} has shape {value.shape}, expected {expected}")
-        # Checked all first, so a bad list changes nothing.
-        for i, value in enumerate(values):
-            targets[i] = value.T if transpose else value
+                raise ValueError(f"{name}[{i}] has shape {value.shape}, expected {expected}")
+        # load_state_dict checks every entry (real numbers, finite in the
+        # network's dtype) before it writes any: a refused list changes nothing.
+        state = {f"{key}{i}": value.T if transpose else value for i, value in enumerate(values)}
+        try:
+            _io.load_state_dict(net, state, strict=False)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name}: {exc} (entry {key}i is {name}[i]{'.T' if transpose else ''}); "
+                            "no layer was changed") from None
 
     def __getstate__(self):
         # The compiled network and the optimizer bound to it cannot be pickled;

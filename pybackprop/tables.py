@@ -15,9 +15,10 @@ with one line that names the file, and where it helps the line and column.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import zipfile
-from typing import Any, SupportsFloat
+from typing import Any, Callable, SupportsFloat
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -258,9 +259,13 @@ def encode_classes(values: ArrayLike, path: str,
                    label_name: str | None) -> tuple[list[Any], NDArray[np.int64]]:
     """Distinct label values (sorted) and each sample's class index 0..k-1.
 
-    Labels may be strings, integers, floats or booleans; strings that all
-    read as numbers are taken as numbers, and integral floats as integers,
-    so ``"1"``, ``1`` and ``1.0`` are one class.
+    Labels read as text (a CSV column) stay text: the classes are the
+    distinct strings, so ``"02134"`` and ``"2134"`` are two classes, a
+    20-digit identifier keeps every digit, and ``"5"`` is written back as
+    ``5``, never ``5.0``.  Text that all reads as numbers is ordered by
+    value (``"2"`` before ``"10"``), the text breaking ties.  Numeric labels
+    (``.npy``/``.npz``) are integers, kept exactly, or floats (integral
+    floats below 2**53 become integers); booleans become 0 and 1.
 
     Parameters
     ----------
@@ -272,14 +277,14 @@ def encode_classes(values: ArrayLike, path: str,
     Returns
     -------
     classes : list
-        The k distinct labels, sorted, as Python scalars.
+        The k distinct labels, sorted, as Python scalars (``str`` for text).
     y : ndarray of shape (n_samples,), int64
         Each sample's class index 0..k-1.
 
     Raises
     ------
     DataFileError
-        Labels that are not one per sample, NaN or infinite, of an
+        Labels that are not one per sample, NaN or infinite numbers, of an
         unsupported type, a single class, or so many distinct values that
         they look like a numeric target.
     """
@@ -287,32 +292,44 @@ def encode_classes(values: ArrayLike, path: str,
     if values.ndim != 1:
         raise DataFileError(f"classification needs one label per sample; the labels in {path} "
                             f"have shape {values.shape}")
-    if values.dtype.kind in "US":
-        try:
-            numeric = values.astype(np.float64)
-        except ValueError:
-            numeric = None
-        if numeric is not None:
-            values = numeric
-    if values.dtype.kind == "b":
-        values = values.astype(np.int64)
-    if values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)):
-            raise DataFileError(f"the labels {label_name!r} in {path} contain NaN or infinity")
-        if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
+    if values.dtype.kind == "S":
+        values = values.astype(np.str_)
+    if values.dtype.kind == "U":
+        distinct, y = np.unique(values, return_inverse=True)
+        classes: list[Any] = sorted((str(c) for c in distinct), key=_text_order(distinct))
+        # np.unique sorted by code point; renumber to the order of `classes`.
+        rank = {c: k for k, c in enumerate(classes)}
+        y = np.array([rank[str(c)] for c in distinct], dtype=np.int64)[y.reshape(-1)]
+    else:
+        if values.dtype.kind == "b":
             values = values.astype(np.int64)
-    if values.dtype.kind not in "iufU":
-        raise DataFileError(f"unsupported label type {values.dtype} in {path}")
-    classes, y = np.unique(values, return_inverse=True)
+        if values.dtype.kind == "f":
+            if not np.all(np.isfinite(values)):
+                raise DataFileError(f"the labels {label_name!r} in {path} contain NaN or infinity")
+            if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
+                values = values.astype(np.int64)
+        if values.dtype.kind not in "iuf":
+            raise DataFileError(f"unsupported label type {values.dtype} in {path}")
+        distinct, y = np.unique(values, return_inverse=True)
+        classes = [c.item() for c in distinct]
     if len(classes) < 2:
         raise DataFileError(f"the label column {label_name!r} of {path} has a single value "
-                            f"({classes[0].item()!r}); classification needs at least 2 classes")
+                            f"({classes[0]!r}); classification needs at least 2 classes")
     n = len(values)
     if len(classes) > 20 and len(classes) > n / 2:
         raise DataFileError(f"the label column {label_name!r} of {path} has {len(classes)} "
                             f"distinct values for {n} samples: that is not a set of classes; for "
                             "a numeric target use --task regression")
-    return [c.item() for c in classes], y.reshape(-1).astype(np.int64)
+    return classes, y.reshape(-1).astype(np.int64)
+
+
+def _text_order(labels: np.ndarray) -> Callable[[str], tuple[Any, ...]]:
+    """Sort key of text labels: by value when every label reads as a finite number, else as text."""
+    try:
+        numeric = all(math.isfinite(float(label)) for label in labels)
+    except ValueError:
+        numeric = False
+    return (lambda text: (float(text), text)) if numeric else (lambda text: (text,))
 
 
 def regression_targets(values: ArrayLike, path: str,

@@ -1,6 +1,7 @@
 """End-to-end tests of ``python -m pybackprop``: every command through a subprocess."""
 
 import csv
+import hashlib
 import json
 import re
 import subprocess
@@ -131,7 +132,9 @@ def test_train_predict_csv_classification(moons_csv, tmp_path):
     assert val and float(val.group(1)) >= 0.9, result.stdout
     assert "Traceback" not in result.stderr
     sidecar = tmp_path / "moons.classes.json"
-    assert json.loads(sidecar.read_text()) == {"classes": ["left", "right"], "label": "kind"}
+    assert json.loads(sidecar.read_text()) == {
+        "classes": ["left", "right"], "label": "kind",
+        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
 
     predictions = tmp_path / "pred.csv"
     result = run("predict", "--model", model, "--data", data, "--label", "kind",
@@ -188,8 +191,9 @@ def test_tables_read_a_csv_and_encode_its_labels(tmp_path):
     assert table.feature_names == ["a", "b"] and table.label_name == "kind"
     classes, y = tables.encode_classes(table.y, str(path), table.label_name)
     assert classes == ["no", "yes"] and y.tolist() == [1, 0, 1]
-    classes, y = tables.encode_classes(np.array(["2", "1.0", "1"]), "f.csv", "k")
-    assert classes == [1, 2] and y.tolist() == [1, 0, 0]  # "1.0" and "1" are one class
+    # Text labels stay text: "1.0" and "1" are two classes, ordered by value.
+    classes, y = tables.encode_classes(np.array(["2", "1.0", "1", "10"]), "f.csv", "k")
+    assert classes == ["1", "1.0", "2", "10"] and y.tolist() == [2, 1, 0, 3]
     np.testing.assert_array_equal(tables.regression_targets(np.array(["0.5", "-2"]), "f", "t"),
                                   [0.5, -2.0])
     with pytest.raises(tables.DataFileError, match="the label 't' in f has the value"):

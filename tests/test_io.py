@@ -615,3 +615,132 @@ def test_saved_optimizer_state_uses_the_new_names(tmp_path):
     loaded, state = pio.load(tmp_path / "net.npz", with_optimizer_state=True)
     np.testing.assert_array_equal(state["exp_avg"], opt._m)
     np.testing.assert_array_equal(state["exp_avg_sq"], opt._v)
+
+
+# ---------------------------------------------------------------------------
+# dtype names, out-of-range values, and how save replaces a file
+
+
+@pytest.mark.parametrize("name", ["flaot32", "float", "d", "f8", "<f8", "double", "single",
+                                  "Float64", "float64 ", ""])
+def test_a_dtype_entry_must_be_float32_or_float64_by_name(tmp_path, name):
+    """numpy reads "d", "float", "<f8" as float64; a state holds the name, nothing else."""
+    net = MLP([4, 5, 3], seed=0)
+    state = pio.state_dict(net)
+    state["dtype"] = name
+    before = net.parameters.copy()
+    with pytest.raises(ValueError, match="'dtype' must be one of 'float32', 'float64'"):
+        pio.network_from_state_dict(state)
+    state["W0"] = np.ones((5, 4))
+    with pytest.raises(ValueError, match="'dtype'"):
+        pio.load_state_dict(net, state)
+    np.testing.assert_array_equal(net.parameters, before)
+    arrays = saved_arrays(tmp_path)
+    arrays["dtype"] = np.array(name)
+    write_npz(tmp_path / "edited.npz", arrays)
+    assert_bad_file(tmp_path / "edited.npz", "'dtype'", "'float32'")
+
+
+class _GivenState:
+    """An optimizer stand-in whose state_dict is whatever the test gives."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def state_dict(self):
+        return self.state
+
+
+def _adam_state(net, **changes):
+    state = Adam(net).state_dict()
+    state.update(changes)
+    return state
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"step": np.array(2**64 - 1, dtype=np.uint64)}, ["'optimizer/step'", "18446744073709551615"]),
+    ({"step": -1}, ["'optimizer/step'", "-1"]),
+    ({"exp_avg_sq": np.full(38, 1e300)}, ["'optimizer/exp_avg_sq'", "1e+300", "float32"]),
+    ({"exp_avg": np.full(38, -np.inf)}, ["'optimizer/exp_avg'", "-inf"]),
+    ({"beta1": float("nan")}, ["'optimizer/beta1'", "nan"]),
+])
+def test_an_optimizer_state_out_of_range_is_refused_when_read(tmp_path, changes, words):
+    """What loads can be used: a step the core cannot count, or state vectors that
+    are infinite in the network's dtype, fail in load, not at the next step."""
+    net = MLP([4, 5, 3], dtype="float32", seed=0)
+    path = tmp_path / "net.npz"
+    pio.save(net, path, optimizer=_GivenState(_adam_state(net, **changes)))
+    assert_bad_file(path, *words, with_optimizer_state=True)
+    # Without the optimizer state the network itself loads.
+    assert pio.load(path).layer_sizes == (4, 5, 3)
+
+
+def test_an_optimizer_state_in_range_loads(tmp_path):
+    net = MLP([4, 5, 3], dtype="float32", seed=0)
+    big = np.finfo(np.float32).max
+    state = _adam_state(net, step=2**63 - 1, exp_avg_sq=np.full(38, big, dtype=np.float64))
+    pio.save(net, tmp_path / "net.npz", optimizer=_GivenState(state))
+    _, loaded = pio.load(tmp_path / "net.npz", with_optimizer_state=True)
+    assert loaded["step"] == 2**63 - 1
+    np.testing.assert_array_equal(loaded["exp_avg_sq"], big)
+
+
+def test_save_writes_through_a_symlink_and_keeps_permissions(tmp_path):
+    net = MLP([4, 5, 3], seed=0)
+    target = tmp_path / "models" / "net.npz"
+    target.parent.mkdir()
+    MLP([4, 5, 3], seed=1).save(target)
+    os.chmod(target, 0o640)
+    link = tmp_path / "current.npz"
+    link.symlink_to(target)
+    net.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert os.stat(target).st_mode & 0o7777 == 0o640
+    np.testing.assert_array_equal(pio.load(target).parameters, net.parameters)
+    # No temporary file is left next to the link or the target.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current.npz", "models"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["net.npz"]
+
+
+def test_save_gives_a_new_file_the_umask_default(tmp_path):
+    old = os.umask(0o027)
+    try:
+        MLP([2, 1]).save(tmp_path / "new.npz")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "new.npz").st_mode & 0o7777 == 0o640
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "net.npz"
+    MLP([4, 5, 3], seed=1).save(path)
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        pio.save(MLP([4, 5, 3]), path, optimizer=_GivenState({"bad": object()}))
+
+    with pytest.raises(OSError):
+        with pio.atomic_write(path) as f:
+            f.write(b"half")
+            raise OSError("disk full")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]
+
+
+@pytest.mark.parametrize("key", ["W0", "b1"])
+def test_parameters_beyond_float32_are_refused_and_change_nothing(tmp_path, key):
+    """1e300 is finite in float64 and infinite in float32: the check is after converting."""
+    net = MLP([4, 5, 3], dtype="float32", seed=0)
+    before = net.parameters.copy()
+    state = pio.state_dict(net)
+    state["W1"] = np.full((3, 5), 0.5)  # a valid entry before or after the bad one
+    state[key] = np.full(state[key].shape, 1e300)
+    with pytest.raises(ValueError, match=f"'{key}'.*not finite in float32"):
+        pio.load_state_dict(net, state)
+    np.testing.assert_array_equal(net.parameters, before)
+    with pytest.raises(ValueError, match=f"'{key}'.*not finite in float32"):
+        pio.network_from_state_dict(state)
+    arrays = saved_arrays(tmp_path)
+    arrays["dtype"] = np.array("float32")
+    arrays[key] = np.full(arrays[key].shape, 1e300)
+    write_npz(tmp_path / "edited.npz", arrays)
+    assert_bad_file(tmp_path / "edited.npz", repr(key), "float32")

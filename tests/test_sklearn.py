@@ -416,6 +416,27 @@ def test_coefs_are_live_transposed_views():
         clf.coefs_ = [np.ones((5, 4)), np.zeros((5, 3))]
 
 
+@pytest.mark.parametrize("attribute", ["coefs_", "intercepts_"])
+@pytest.mark.parametrize("bad, error", [(np.nan, ValueError), (1e300, ValueError),
+                                        ("text", TypeError)])
+def test_a_refused_coefs_or_intercepts_assignment_changes_no_layer(attribute, bad, error):
+    """Layer 0 is valid and layer 1 is not: nothing is assigned, not layer 0 first."""
+    X, y = _blobs()
+    clf = _quiet(MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0,
+                               dtype="float32").fit, X, y)
+    parameters = clf.network_.parameters.copy()
+    current = getattr(clf, attribute)
+    values = [np.full(current[0].shape, 0.5), np.full(current[1].shape, bad)]
+    with pytest.raises(error, match=f"{attribute}.*no layer was changed"):
+        setattr(clf, attribute, values)
+    np.testing.assert_array_equal(clf.network_.parameters, parameters)
+    # The same list with a valid layer 1 is taken whole.
+    values[1] = np.full(current[1].shape, 0.25)
+    setattr(clf, attribute, values)
+    np.testing.assert_array_equal(getattr(clf, attribute)[0], 0.5)
+    np.testing.assert_array_equal(getattr(clf, attribute)[1], 0.25)
+
+
 def test_unfitted_has_no_fitted_attributes():
     clf = MLPClassifier()
     with pytest.raises(AttributeError):
