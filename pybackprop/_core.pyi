@@ -4,6 +4,7 @@ pybackprop/_dispatch.py loads one of its instruction-set variants
 (``_core``, ``_core_avx2``, ``_core_avx512``); every variant has this interface.
 """
 
+import weakref
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
@@ -34,6 +35,7 @@ def _cpu_runs(isa: str) -> bool: ...
 def _debug_selftest() -> None: ...
 def _set_blas_threads_hook(address: int) -> None: ...
 def _blas_threads_hook_installed() -> bool: ...
+def _fresh_locks_after_fork() -> None: ...
 
 @disjoint_base
 class EpochProgress:
@@ -116,3 +118,6 @@ class Network:
         second_moment: Optional[_FloatArray],
         progress: _Progress,
     ) -> bool: ...
+
+#: Every live Network (a forked child gives each a fresh lock).
+_live_networks: weakref.WeakSet[Network]
