@@ -294,3 +294,62 @@ def test_a_load_during_training_lands_between_whole_steps(how):
             run_pair(train, write)
             mixed += net.parameters.tobytes() not in allowed
     assert mixed == 0, f"{mixed} of 12 loads left a mix of two states"
+
+
+def test_the_core_parameter_copies_check_their_arrays_and_change_nothing_when_refused():
+    net = MLP([3, 4, 2], seed=0)
+    core, params = net._core, net.parameters
+    before = params.copy()
+    out = np.empty_like(params)
+    assert core.read_params(out) is out
+    np.testing.assert_array_equal(out, before)
+    for bad in (np.empty(params.size, np.float32), np.empty(params.size - 1), params, out[::-1]):
+        with pytest.raises(ValueError, match="out must"):
+            core.read_params(bad)
+    values = np.arange(params.size, dtype=float)
+    refused = [
+        ((values.astype(np.float32),), "values must be a contiguous vector"),
+        ((values[:-1],), f"values must hold the {params.size} parameters; got {params.size - 1}"),
+        ((values[:12], np.ones(12)), "target must be a view of the network's parameters"),
+        ((values[:12], net.weights[1]), "target holds 8 values; got 12"),
+        ((values[:8], net.weights[0].T), "target must be a C-contiguous view"),
+        ((values, None, np.ones(params.size - 1, bool)), f"mask must be a .* of {params.size} bools"),
+        ((np.full(params.size, np.nan),), r"values\[0\] = .*nan.* is NaN or infinity; parameters must"),
+    ]
+    for args, message in refused:
+        with pytest.raises(ValueError, match=message):
+            core.write_params(*args)
+    np.testing.assert_array_equal(params, before)
+    # A mask writes only its entries; a target only its view.
+    mask = np.zeros(params.size, bool)
+    mask[::2] = True
+    core.write_params(values, None, mask)
+    np.testing.assert_array_equal(params, np.where(mask, values, before))
+    core.write_params(values[:8], net.weights[1])
+    np.testing.assert_array_equal(net.weights[1].ravel(), values[:8])
+    # Values overlapping the parameters are copied first.
+    core.write_params(params[::-1].copy())
+    core.write_params(params[4:8].copy(), params[0:4])
+    core.write_params(params[2:6], params[0:4])
+
+
+def test_assigning_a_parameter_checks_finiteness_in_the_networks_dtype():
+    net = MLP([3, 4, 2], dtype="float32", seed=0)
+    before = net.parameters.copy()
+    with pytest.raises(ValueError, match="parameter 0 must be finite in float32"):
+        net.weights[0] = np.full((4, 3), 1e300)
+    np.testing.assert_array_equal(net.parameters, before)
+    net.weights[1] = np.arange(8).reshape(2, 4)
+    np.testing.assert_array_equal(net.weights[1], np.arange(8, dtype=np.float32).reshape(2, 4))
+    net.biases[0] = [1, 2, 3, 4]
+    np.testing.assert_array_equal(net.biases[0], [1, 2, 3, 4])
+
+
+def test_a_partial_load_keeps_the_entries_it_does_not_name():
+    net = MLP([3, 4, 2], seed=0)
+    before = net.state_dict()
+    net.load_state_dict({"b1": [5.0, 6.0]}, strict=False)
+    after = net.state_dict()
+    np.testing.assert_array_equal(after["b1"], [5.0, 6.0])
+    for key in ("W0", "b0", "W1"):
+        np.testing.assert_array_equal(after[key], before[key])
