@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import pytest
+from test_threads_stress import fast_switching, run_threads  # noqa: F401 - a fixture and a helper
 from threadpoolctl import threadpool_limits
 
 from pybackprop import MLP, load
@@ -155,15 +156,6 @@ def test_a_child_forked_while_another_thread_holds_the_lock_can_use_the_network(
 # -- snapshots and loads take their turn ----------------------------------------------------
 
 
-@pytest.fixture
-def fast_switching():
-    """Switch threads every 10 us instead of 5 ms: far more interleavings."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(old)
-
-
 def problem(n_in, n_out, n=64, seed=0):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, n_in)), rng.integers(0, n_out, n)
@@ -177,28 +169,6 @@ def states_along(net, X, y, lr, n_steps):
         replay.train_step(X, y, lr)
         states.append(replay.parameters.copy())
     return states
-
-
-def run_pair(first, second):
-    """Run two callables in threads; re-raise the first exception either raised."""
-    errors = []
-
-    def wrap(fn):
-        def run():
-            try:
-                fn()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
-                errors.append(exc)
-        return run
-
-    threads = [threading.Thread(target=wrap(fn)) for fn in (first, second)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-        assert not t.is_alive(), "a thread hung"
-    if errors:
-        raise errors[0]
 
 
 @pytest.mark.usefixtures("fast_switching")
@@ -243,7 +213,7 @@ def test_a_snapshot_during_training_is_the_state_after_whole_steps(how, tmp_path
             snapshots.append(take())
 
     with threadpool_limits(1):
-        run_pair(train, snap)
+        run_threads([train, snap])
         # The step each parameter vector comes after, by digest (thousands
         # of whole vectors would not fit in memory).
         replay = start.copy()
@@ -306,7 +276,7 @@ def test_a_load_during_training_lands_between_whole_steps(how):
                 else:
                     net.weights[0] = W0
 
-            run_pair(train, write)
+            run_threads([train, write])
             mixed += net.parameters.tobytes() not in allowed
     assert mixed == 0, f"{mixed} of 24 loads left a mix of two states"
 
