@@ -25,17 +25,21 @@ every instruction-set variant stays one translation unit:
 - _epoch.pxd        the epoch loop of MLP.fit
 """
 
+import os
+import weakref
+
 import numpy as np
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.pythread cimport (
-    PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
-    PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK,
+    PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock, PyThread_release_lock,
+    PyThread_acquire_lock, NOWAIT_LOCK, PyLockStatus, PY_LOCK_ACQUIRED,
 )
 from cython cimport floating
 from libc.limits cimport INT_MAX
 from libc.math cimport isfinite
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 
 from _activations cimport (
     IDENTITY, SIGMOID, RELU, TANH, SOFTMAX,
@@ -56,6 +60,11 @@ from _layout cimport (
     PYBACKPROP_ISA, PYBACKPROP_BUILD_ID,
 )
 from _optimizers cimport Optimizer, OptimizerSettings, FUSED_SGD, SGD, ADAM, optimizer_update
+
+cdef extern from "pythread.h":
+    # (Not declared by Cython's cpython/pythread.pxd.)
+    PyLockStatus PyThread_acquire_lock_timed(PyThread_type_lock lock, long long microseconds,
+                                             int intr_flag) nogil
 
 cnp.import_array()
 
@@ -90,6 +99,28 @@ BUILD_ID = PYBACKPROP_BUILD_ID.decode("ascii")
 # larger than the training buffers: bounds memory without hurting BLAS.
 cdef enum:
     EVAL_CHUNK = 1024
+
+# A thread waiting for a network's lock wakes this often (microseconds) to
+# run signal handlers (Ctrl-C) while it waits.
+cdef enum:
+    LOCK_WAIT_SLICE_US = 20000
+
+# Every live Network, so that a forked child can give each a fresh lock.
+_live_networks = weakref.WeakSet()
+
+
+def _fresh_locks_after_fork():
+    """In a forked child: a new, free lock for every network.  A thread of
+    the parent may have held a network's lock at the fork; that thread does
+    not exist in the child, so its lock would never be released.  The old
+    lock is left allocated: freeing a held lock is undefined."""
+    cdef Network net
+    for net in list(_live_networks):
+        net._new_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_locks_after_fork)
 
 
 def _cpu_runs(str isa):
@@ -181,6 +212,11 @@ cdef struct Call:
     const intp_t* order        # train_epoch: the rows' order, or NULL (stored order)
     int batch_size             # train_epoch
     Py_ssize_t max_batches     # train_epoch: batches between signal checks
+    const void* values         # write_params: the values to copy in
+    const void* mask           # write_params: which of them to copy (npy_bool), or NULL
+    Py_ssize_t offset          # write_params: where in params values[0] goes
+    Py_ssize_t count           # read_params, write_params: how many values
+    bint more                  # set by work that _locked runs again after a signal check
     double loss                # result: the batch's loss
     bint refused               # result: the SGD update could overflow; nothing changed
     bint finite                # result: the optimizer update was applied
@@ -188,7 +224,9 @@ cdef struct Call:
     int status                 # result: train_epoch: 1 when a batch diverged
 
 
-# The work of an entry point, run by Network._locked with the lock held.
+# The work of an entry point, run by Network._locked with the lock held.  It
+# runs no Python code (no callbacks, no signal handlers): a signal handler
+# may use the same network.
 ctypedef object (*LockedWork)(Network net, Call* call)
 
 
@@ -235,9 +273,8 @@ cdef class Network:
     EpochProgress = EpochProgress
 
     def __cinit__(self):
-        self.lock = PyThread_allocate_lock()
-        if self.lock == NULL:
-            raise MemoryError("could not allocate the network lock")
+        self._new_lock()
+        _live_networks.add(self)
         self.layout.sizes = NULL
         self.layout.act = NULL
         self.layout.w_off = NULL
@@ -327,15 +364,50 @@ cdef class Network:
     # -- the lock -------------------------------------------------------------
 
     cdef object _locked(self, LockedWork work, Call* call):
-        """Run work(self, call) holding the network's lock, taken with the GIL
-        released.  The one place the lock is taken: buffers are (re)allocated
-        and kernels run only under it, so threads may share a network."""
-        with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
-        try:
-            return work(self, call)
-        finally:
-            PyThread_release_lock(self.lock)
+        """Run work(self, call) holding the network's lock.  The one place the
+        lock is taken: buffers are (re)allocated, kernels run and parameters
+        are copied only under it, so threads may share a network.
+
+        No Python code runs while the lock is held, so a signal handler (or
+        any code it calls) may use this network: waiting for the lock runs
+        signal handlers every LOCK_WAIT_SLICE_US, and work that sets
+        ``call.more`` (an epoch, between groups of batches) is run again
+        after the lock is released and signal handlers have run.  An
+        exception a handler raises (KeyboardInterrupt) propagates with the
+        lock free.
+        """
+        cdef object result
+        while True:
+            self._acquire()
+            call.more = False
+            try:
+                result = work(self, call)
+            finally:
+                PyThread_release_lock(self.lock)
+            if not call.more:
+                return result
+            PyErr_CheckSignals()
+
+    cdef int _acquire(self) except -1:
+        """Take the lock: at once when it is free, else waiting with the GIL
+        released in slices, running signal handlers between them (only the
+        main thread runs handlers; other threads just keep waiting)."""
+        cdef PyLockStatus status
+        if PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            return 0
+        while True:
+            with nogil:
+                status = PyThread_acquire_lock_timed(self.lock, LOCK_WAIT_SLICE_US, 1)
+            if status == PY_LOCK_ACQUIRED:
+                return 0
+            PyErr_CheckSignals()
+
+    cdef _new_lock(self):
+        """Allocate the network's lock (at construction, and in a forked child)."""
+        cdef PyThread_type_lock lock = PyThread_allocate_lock()
+        if lock == NULL:
+            raise MemoryError("could not allocate the network lock")
+        self.lock = lock
 
     # -- buffers (lock held) --------------------------------------------------
 
@@ -538,6 +610,74 @@ cdef class Network:
         check_debug_violations()
         return dX
 
+    # -- parameters -----------------------------------------------------------
+
+    def read_params(self, out):
+        """Copy the parameters into ``out`` holding the lock: a snapshot taken
+        between two calls (whole steps, whole batches of an epoch), never
+        in the middle of another thread's update.  Returns ``out``.
+
+        out: a writeable C-contiguous (n_params,) array of the network's
+        dtype.
+        """
+        cdef Call call
+        if not ready(out, self.typenum, 1) or \
+                cnp.PyArray_DIMS(<cnp.ndarray> out)[0] != self.n_params or \
+                not cnp.PyArray_ISWRITEABLE(<cnp.ndarray> out):
+            raise ValueError(f"out must be a writeable contiguous vector of {self.n_params} "
+                             "values of the network's dtype")
+        if _shares_memory(out, self.params):
+            raise ValueError("out must not overlap the network's parameters")
+        call.out = cnp.PyArray_DATA(<cnp.ndarray> out)
+        call.count = self.n_params
+        self._locked(_read_params_work, &call)
+        return out
+
+    def write_params(self, values, target=None, mask=None):
+        """Copy ``values`` into ``target`` (the parameters, or a view of part
+        of them such as one layer's W) holding the lock, so that no other
+        thread's call sees a partial write and no update of another thread
+        is half overwritten.
+
+        values: a C-contiguous 1-D array of the network's dtype, every
+        value finite.  target: None (all of ``params``) or a C-contiguous
+        view into ``params`` of as many values, in their order.  mask:
+        None, or a C-contiguous bool vector as long as values: only values
+        where it is True are copied (the others keep the network's values).
+        """
+        cdef Call call
+        cdef Py_ssize_t count, itemsize = sizeof(double) if self.is_double else sizeof(float)
+        cdef Py_ssize_t start = 0
+        if not ready(values, self.typenum, 1):
+            raise ValueError("values must be a contiguous vector of the network's dtype")
+        count = cnp.PyArray_DIMS(<cnp.ndarray> values)[0]
+        if target is not None:
+            if not (cnp.PyArray_Check(target) and cnp.PyArray_TYPE(<cnp.ndarray> target) == self.typenum
+                    and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray> target)):
+                raise ValueError("target must be a C-contiguous view of the network's parameters")
+            start = <char*> cnp.PyArray_DATA(<cnp.ndarray> target) - <char*> self.params_data
+            if start < 0 or start % itemsize != 0 or \
+                    start // itemsize + cnp.PyArray_SIZE(<cnp.ndarray> target) > self.n_params:
+                raise ValueError("target must be a view of the network's parameters")
+            start //= itemsize
+            if cnp.PyArray_SIZE(<cnp.ndarray> target) != count:
+                raise ValueError(f"target holds {cnp.PyArray_SIZE(<cnp.ndarray> target)} values; "
+                                 f"got {count}")
+        elif count != self.n_params:
+            raise ValueError(f"values must hold the {self.n_params} parameters; got {count}")
+        if mask is not None and (not ready(mask, cnp.NPY_BOOL, 1)
+                                 or cnp.PyArray_DIMS(<cnp.ndarray> mask)[0] != count):
+            raise ValueError(f"mask must be a contiguous vector of {count} bools")
+        check_finite("values", values, self.is_double, "NaN or infinity; parameters must be finite")
+        if _shares_memory(values, self.params):
+            # (A copy: the lock would not stop the source changing.)
+            values = values.copy()
+        call.values = data_pointer(values)
+        call.mask = data_pointer(mask)
+        call.offset = start
+        call.count = count
+        self._locked(_write_params_work, &call)
+
     # -- training -------------------------------------------------------------
 
     def check_batch(self, X, y, sample_weight=None):
@@ -608,7 +748,9 @@ cdef class Network:
         ``progress`` says how far the epoch got, after the call or when it
         raises (see EpochProgress).  Returns True, or False when a batch's
         loss was not finite (training stopped before that batch changed
-        anything).  Signals (Ctrl-C) are checked between groups of batches.
+        anything).  Between groups of batches the lock is released and
+        signal handlers (Ctrl-C) run: other threads' calls, and handlers,
+        may use the network there, between two whole batches.
         """
         cdef Call call
         cdef Py_ssize_t n, macs = 0
@@ -625,7 +767,7 @@ cdef class Network:
         call.batch = self._batch(X, y, sample_weight,
                                  cnp.PyArray_TYPE(<cnp.ndarray> y) == cnp.NPY_INTP)
         call.order = <intp_t*> data_pointer(order)
-        # Return to Python (to check for Ctrl-C) about every 2e8 multiply-adds.
+        # Release the lock and run signal handlers about every 2e8 multiply-adds.
         for i in range(self.layout.n_layers):
             macs += <Py_ssize_t> self.layout.sizes[i] * self.layout.sizes[i + 1]
         call.max_batches = max(1, min(65536, <Py_ssize_t> (2e8 / (3.0 * macs * batch_size))))
@@ -732,33 +874,69 @@ cdef object _optimizer_work(Network net, Call* call):
                                            <float*> net.params_data, <float*> net.grads_data)
 
 
+cdef object _read_params_work(Network net, Call* call):
+    cdef size_t itemsize = sizeof(double) if net.is_double else sizeof(float)
+    with nogil:
+        memcpy(call.out, net.params_data, call.count * itemsize)
+
+
+cdef object _write_params_work(Network net, Call* call):
+    with nogil:
+        if net.is_double:
+            _masked_copy(<double*> net.params_data + call.offset, <const double*> call.values,
+                         <const cnp.npy_bool*> call.mask, call.count)
+        else:
+            _masked_copy(<float*> net.params_data + call.offset, <const float*> call.values,
+                         <const cnp.npy_bool*> call.mask, call.count)
+
+
+cdef inline void _masked_copy(floating* target, const floating* values, const cnp.npy_bool* mask,
+                              Py_ssize_t count) noexcept nogil:
+    """target[k] = values[k] for k < count where mask[k] (everywhere without a mask)."""
+    cdef Py_ssize_t k
+    if mask == NULL:
+        memcpy(target, values, count * sizeof(floating))
+        return
+    for k in range(count):
+        if mask[k]:
+            target[k] = values[k]
+
+
 cdef object _epoch_work(Network net, Call* call):
+    """One group of at most max_batches batches; sets call.more when the
+    epoch has batches left, so that Network._locked runs it again after
+    releasing the lock and running signal handlers.  The epoch's state
+    between groups (totals, optimizer step) is in call, so an exception a
+    handler raises leaves it there for the caller."""
     net._ensure_capacity(call.batch_size)
     net._ensure_gather(call.batch_size)
     if call.optimizer.settings.kind == ADAM:
         call.optimizer.adam_step = net._adam_step_buffer()
-    if net.is_double:
-        _train_epoch(net, call, <double*> net.params_data)
-    else:
-        _train_epoch(net, call, <float*> net.params_data)
-
-
-cdef object _train_epoch(Network net, Call* call, floating* params):
-    """Groups of at most max_batches batches, each in one nogil call; the
-    totals are in call after every group, so an exception raised by a
-    signal handler between groups leaves them there for the caller."""
-    cdef floating* grads = <floating*> net.grads_data
     with nogil:
-        scan_parameter_bounds(&net.layout, params)
-    while call.totals.rows < call.batch.n_rows and call.status == 0:
-        with nogil:
-            call.status = epoch_batches(&net.layout, &call.optimizer, params, grads, &call.batch,
-                                        call.order, call.batch_size, call.max_batches,
-                                        &net.work, &call.totals)
-        PyErr_CheckSignals()
+        if net.is_double:
+            _epoch_group(&net.layout, call, <double*> net.params_data,
+                         <double*> net.grads_data, &net.work)
+        else:
+            _epoch_group(&net.layout, call, <float*> net.params_data,
+                         <float*> net.grads_data, &net.work)
+    call.more = call.totals.rows < call.batch.n_rows and call.status == 0
+
+
+cdef inline void _epoch_group(Layout* L, Call* call, floating* params, floating* grads,
+                              const Workspace* work) noexcept nogil:
+    # The update guard starts from a fresh scan of the parameters: another
+    # call may have written them between two groups.
+    scan_parameter_bounds(L, params)
+    call.status = epoch_batches(L, &call.optimizer, params, grads, &call.batch, call.order,
+                                call.batch_size, call.max_batches, work, &call.totals)
 
 
 # -- helpers -------------------------------------------------------------------
+
+cdef bint _shares_memory(a, b):
+    """Whether two arrays (or None) may share memory."""
+    return a is not None and b is not None and np.may_share_memory(a, b)
+
 
 cdef _check_codes(activation_codes, int loss_code):
     """Refuse codes the kernels do not implement (see the tables above)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, Optional, Union, overload
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -11,6 +11,9 @@ from numpy.typing import ArrayLike, NDArray
 from . import _validation, io, optim, training
 from ._dispatch import core as _compiled
 from ._validation import DTypeArgument, FloatArray, HiddenActivation, LossName, OutputActivation, PathArgument
+
+if TYPE_CHECKING:
+    from . import _core
 
 Network = _compiled.Network
 
@@ -23,8 +26,13 @@ class ParameterList(list[FloatArray]):
 
     Writing into an array (``net.weights[0][...] = W``) changes the network.
     Assigning an item (``net.weights[0] = W``) copies ``W`` into the live
-    array after checking its shape, so it changes the network too.
+    array after checking its shape, so it changes the network too; the copy
+    holds the network's lock, so it lands between two calls of other threads.
     """
+
+    def __init__(self, views: Iterable[FloatArray], network: _core.Network) -> None:
+        super().__init__(views)
+        self._network = network
 
     def __setitem__(self, index: Any, value: Any) -> None:
         if not isinstance(index, (int, np.integer)):
@@ -33,9 +41,12 @@ class ParameterList(list[FloatArray]):
         value = _validation._as_real_array(value, "parameter")
         if value.shape != target.shape:
             raise ValueError(f"parameter {index} has shape {target.shape}; got {value.shape}")
+        with np.errstate(over="ignore"):
+            value = np.ascontiguousarray(value, dtype=target.dtype)
         if not np.all(np.isfinite(value)):
-            raise ValueError(f"parameter {index} must be finite")
-        target[...] = value
+            raise ValueError(f"parameter {index} must be finite in {target.dtype.name} "
+                             "(NaN, inf, or too large)")
+        self._network.write_params(value.ravel(), target)
 
     def __delitem__(self, index: Any) -> None:
         raise TypeError("the network's parameter list has a fixed length")
@@ -200,12 +211,12 @@ class MLP:
     @property
     def weights(self) -> ParameterList:
         """list of ndarray (n_out, n_in): the live weight matrices, first layer first."""
-        return ParameterList(self._weight_views)
+        return ParameterList(self._weight_views, self._core)
 
     @property
     def biases(self) -> ParameterList:
         """list of ndarray (n_out,): the live bias vectors."""
-        return ParameterList(self._bias_views)
+        return ParameterList(self._bias_views, self._core)
 
     @property
     def parameters(self) -> FloatArray:
@@ -507,18 +518,30 @@ class MLP:
 
     def state_dict(self) -> dict[str, Any]:
         """Architecture and parameters as plain arrays and strings (copies);
-        see :func:`pybackprop.io.state_dict` for the keys."""
-        return io.state_dict(self)
+        see :func:`pybackprop.io.state_dict` for the keys.  The parameters
+        are one snapshot, taken between two calls of other threads."""
+        return io.state_dict(self.copy())
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
         """Copy parameters from a :meth:`state_dict`-style mapping (checked
-        completely before anything changes)."""
-        io.load_state_dict(self, state, strict=strict)
+        completely before anything changes), written between two calls of
+        other threads."""
+        loaded = self.copy()
+        io.load_state_dict(loaded, state, strict=strict)
+        # Entries a non-strict state leaves out keep the network's values at
+        # the write, not the copy's: another thread may be training.
+        given = []  # per parameter, in the layout's order (per layer, W then b)
+        for i, (W, b) in enumerate(zip(self._weight_views, self._bias_views)):
+            given += [np.full(W.size, f"W{i}" in state), np.full(b.size, f"b{i}" in state)]
+        mask = np.concatenate(given)
+        self._core.write_params(loaded.parameters, mask=None if mask.all() else mask)
 
     def save(self, path: PathArgument, optimizer: Optional[io.SupportsStateDict] = None) -> None:
         """Save architecture, dtype and parameters (and an optimizer's state)
-        to an ``.npz`` file; see :func:`pybackprop.io.save`."""
-        io.save(self, path, optimizer=optimizer)
+        to an ``.npz`` file; see :func:`pybackprop.io.save`.  The parameters
+        are one snapshot, taken between two calls of other threads; the file
+        is written after."""
+        io.save(self.copy(), path, optimizer=optimizer)
 
     @overload
     @classmethod
@@ -551,10 +574,12 @@ class MLP:
         return net
 
     def copy(self) -> MLP:
-        """An independent network with the same architecture and parameters."""
+        """An independent network with the same architecture and parameters
+        (a snapshot, taken between two calls of other threads)."""
+        params = np.empty_like(self._params)
+        self._core.read_params(params)
         clone = MLP.__new__(MLP)
-        clone._build(self._layer_sizes, self._activations, self._output, self._loss,
-                     self._params.copy())
+        clone._build(self._layer_sizes, self._activations, self._output, self._loss, params)
         return clone
 
 

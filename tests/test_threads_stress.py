@@ -2,17 +2,22 @@
 
 Documented semantics: every call holds a per-network lock while it computes
 (with the GIL released), so threads sharing one network run their calls one
-after the other; separate networks run in parallel.  Not tested, by design:
-writing ``net.parameters`` / ``net.weights`` from Python while another thread
-trains the same network is a data race (they are live arrays).  The
-gradient views returned by ``loss_and_grad`` (without ``copy=True``) are the
-network's buffers, which the next call on that network, from any thread,
-overwrites.
+after the other; separate networks run in parallel.  Snapshots and loads
+(``state_dict``, ``save``, ``copy``, ``load_state_dict``, ``net.weights[i] =
+W``) take the lock too (tests/test_lock_signals_fork.py checks they see and
+leave whole steps).  Not tested, by design: writing into ``net.parameters``
+or an array of ``net.weights`` from Python while another thread trains the
+same network is a data race (they are live arrays).  The gradient views
+returned by ``loss_and_grad`` (without ``copy=True``) are the network's
+buffers, which the next call on that network, from any thread, overwrites.
 """
 
+import json
 import os
 import statistics
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -258,6 +263,179 @@ def test_concurrent_fit_on_a_shared_network_reports_only_its_own_epochs(dtype):
         run_threads([fitter(s) for s in range(4)])
     assert not problems, f"{len(problems)} spurious failures, e.g. {problems[0]}"
     assert np.all(np.isfinite(net.parameters))
+
+
+# -- every entry point, threads, signals and forks, under a watchdog --------------------------
+
+# Runs in a fresh interpreter: three threads and the main thread call every
+# entry point of one network for STRESS_SECONDS while SIGALRM fires every
+# 2 ms; its handler uses the same network, or raises (as Ctrl-C would) out
+# of whatever the main thread is doing; the main thread also forks children
+# that use the network.  A hang makes faulthandler print every thread's
+# stack and exit.
+STRESS_SECONDS = 4
+STRESS_WATCHDOG = 40
+STRESS_SCRIPT = """
+import faulthandler, json, os, signal, sys, tempfile, threading, time, warnings
+import numpy as np
+from pybackprop import MLP, load
+from pybackprop.optim import SGD, Adam
+
+faulthandler.dump_traceback_later(STRESS_WATCHDOG, exit=True)
+warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running (3.12+)
+net = MLP([8, 48, 48, 3], activation="tanh", output="softmax", seed=0)
+rng = np.random.default_rng(0)
+X = rng.standard_normal((512, 8))
+y = rng.integers(0, 3, 512)
+X_long = np.tile(X, (100, 1))  # 51,200 rows: fit releases the lock between groups of batches
+y_long = np.tile(y, 100)
+reference = net.state_dict()
+directory = tempfile.mkdtemp()
+deadline = time.monotonic() + STRESS_SECONDS
+
+
+class Interrupt(Exception):
+    pass
+
+
+handled = {"loss": 0, "predict": 0, "state_dict": 0, "raised": 0}
+# Raise only out of an entry point the main thread is calling (inside its try).
+in_call = [False]
+
+
+def handler(signum, frame):
+    kind = list(handled)[sum(handled.values()) % len(handled)]
+    if kind == "raised" and not in_call[0]:
+        kind = "loss"
+    handled[kind] += 1
+    if kind == "loss":
+        assert np.isfinite(net.loss(X[:10], y[:10]))
+    elif kind == "predict":
+        assert net.predict(X[:5]).shape == (5, 3)
+    elif kind == "state_dict":
+        assert np.all(np.isfinite(net.state_dict()["W0"]))
+    else:
+        in_call[0] = False
+        raise Interrupt
+
+
+def entry_points(seed):
+    opt = Adam(net, lr=1e-3) if seed % 2 else SGD(net, lr=0.01, momentum=0.9)
+    path = os.path.join(directory, f"net{seed}.npz")
+    return {
+        "predict": lambda: net.predict(X),
+        "loss": lambda: net.loss(X, y),
+        "loss_and_grad": lambda: net.loss_and_grad(X[:64], y[:64], input_grad=True, copy=True),
+        "train_step": lambda: net.train_step(X[:32], y[:32], 0.01),
+        "backward": lambda: net.backward(X[:16], np.full((16, 3), 0.1), input_grad=True),
+        "optimizer_step": lambda: (net.loss_and_grad(X[:64], y[:64]), opt.step()),
+        "fit": lambda: net.fit(X, y, epochs=1, batch_size=16, optimizer=opt, seed=seed),
+        "state_dict": lambda: net.state_dict(),
+        "load_state_dict": lambda: net.load_state_dict(reference),
+        "copy": lambda: net.copy().predict(X[:4]),
+        "save_load": lambda: (net.save(path), load(path).predict(X[:4])),
+        "set_weights": lambda: net.weights.__setitem__(0, reference["W0"]),
+    }
+
+
+def worker(seed, counts, errors):
+    rng = np.random.default_rng(seed)
+    calls = entry_points(seed)
+    names = sorted(calls)
+    while time.monotonic() < deadline:
+        name = names[int(rng.integers(len(names)))]
+        try:
+            calls[name]()
+        except Exception as exc:
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            return
+        counts[name] = counts.get(name, 0) + 1
+
+
+def fork_and_check():
+    pid = os.fork()
+    if pid == 0:
+        # One row: every product is below the BLAS threshold, so a BLAS lock
+        # another thread held at the fork is never needed here.
+        ok = net.predict(X[:1]).shape == (1, 3) and np.isfinite(net.train_step(X[:1], y[:1], 0.0))
+        os._exit(0 if ok else 3)
+    limit = time.monotonic() + 10
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > limit:
+            os.kill(pid, signal.SIGKILL)
+            return "hung"
+        time.sleep(0.005)
+
+
+counts = [{} for _ in range(4)]
+errors = []
+threads = [threading.Thread(target=worker, args=(seed, counts[seed], errors)) for seed in (1, 2, 3)]
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
+for t in threads:
+    t.start()
+main_calls = entry_points(0)
+main_calls["long_fit"] = lambda: net.fit(X_long, y_long, epochs=1, batch_size=256, lr=0.01, seed=0)
+names = sorted(main_calls)
+children = []
+interrupted = 0
+rng = np.random.default_rng(0)
+while time.monotonic() < deadline:
+    name = names[int(rng.integers(len(names)))]
+    counts[0][name] = counts[0].get(name, 0) + 1  # calls begun: some are interrupted
+    try:
+        # (Not out of save: zipfile turns an exception raised inside
+        # ZipFile.open(name, "w") into "ValueError: Can't close the ZIP
+        # file while there is an open writing handle".)
+        in_call[0] = name != "save_load"
+        main_calls[name]()
+        in_call[0] = False
+    except Interrupt:
+        interrupted += 1
+    if len(children) < 3 and time.monotonic() > deadline - STRESS_SECONDS * (3 - len(children)) / 4:
+        children.append(fork_and_check())
+signal.setitimer(signal.ITIMER_REAL, 0)
+for t in threads:
+    t.join()
+# The network is still whole and usable from one thread.
+net.load_state_dict(reference)
+after = net.state_dict()
+assert all(np.array_equal(after[k], reference[k]) for k in reference if k.startswith(("W", "b")))
+assert np.isfinite(net.train_step(X, y, 0.01))
+total = {}
+for c in counts:
+    for name, n in c.items():
+        total[name] = total.get(name, 0) + n
+print(json.dumps({"errors": errors, "calls": total, "handled": handled,
+                  "interrupted": interrupted, "children": children}))
+"""
+
+
+def test_every_entry_point_from_threads_with_signals_and_forks_never_hangs():
+    script = (STRESS_SCRIPT.replace("STRESS_SECONDS", str(STRESS_SECONDS))
+              .replace("STRESS_WATCHDOG", str(STRESS_WATCHDOG)))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    try:
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True,
+                                text=True, timeout=STRESS_WATCHDOG + 15, env=env,
+                                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the stress script hung:\n{exc.stderr}")
+    assert result.returncode == 0, f"exit code {result.returncode}:\n{result.stderr}"
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["errors"] == [], report
+    # Every entry point ran, in the threads and in the main thread.
+    assert set(report["calls"]) == {
+        "predict", "loss", "loss_and_grad", "train_step", "backward", "optimizer_step", "fit",
+        "state_dict", "load_state_dict", "copy", "save_load", "set_weights", "long_fit"}, report
+    # Handlers ran (each kind at least a few times), some raised out of
+    # the main thread's calls, and every forked child used the network.
+    assert min(report["handled"].values()) >= 5, report["handled"]
+    assert report["interrupted"] >= 5, report
+    assert report["children"] == [0, 0, 0], report
 
 
 # -- throughput scaling (measured and printed, never asserted) ----------------------------
