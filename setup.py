@@ -14,6 +14,18 @@ PYBACKPROP_DEBUG=1 that makes every kernel check each block it computes
 against its buffer (see csrc/_layout.pxd), and drops -O3, so a test run catches
 an out-of-bounds index in a kernel.  ``pybackprop._core.DEBUG_BUILD`` says
 which build is installed.
+
+Setting PYBACKPROP_SANITIZE=1 at build time compiles and links every module
+with GCC's or Clang's AddressSanitizer and UndefinedBehaviorSanitizer (plus
+float-cast-overflow, which -fsanitize=undefined leaves out), at -O1 with
+frame pointers, so an out-of-bounds access, a use after free or an undefined
+operation anywhere in the release kernels stops the run with a report.  The
+kernels keep their release directives (no Cython bounds checks): the point is
+to check the code users run.  CPython itself is not instrumented, so the
+runtime must be loaded first: run Python with
+LD_PRELOAD="$(gcc -print-file-name=libasan.so)" and
+ASAN_OPTIONS=detect_leaks=0 (the interpreter's own allocations are never
+freed at exit); .ci/sanitize shows the whole command.
 """
 import glob
 import os
@@ -73,6 +85,7 @@ class ParallelBuildExt(build_ext):
         super().run()
 
 DEBUG = os.environ.get("PYBACKPROP_DEBUG", "") not in ("", "0")
+SANITIZE = os.environ.get("PYBACKPROP_SANITIZE", "") not in ("", "0")
 
 directives = {
     "language_level": 3,
@@ -89,6 +102,12 @@ directives = {
 # an instruction.  Neither is -ffast-math: IEEE results are unchanged.
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-trapping-math", "-fno-math-errno"]
 compile_args.append("-ffp-contract=off")
+link_args = []
+if SANITIZE:
+    sanitizers = "-fsanitize=address,undefined,float-cast-overflow"
+    compile_args = [f for f in compile_args if not f.startswith("-O")]
+    compile_args += ["-O1", "-g", "-fno-omit-frame-pointer", sanitizers]
+    link_args.append(sanitizers)
 
 # (module suffix, source, extra flags, name the module reports as its ISA)
 variants = [("", "csrc/_core.pyx", [], "baseline")]
@@ -113,6 +132,7 @@ extensions = [
                        ("PYBACKPROP_ISA", f'"{isa}"'),
                        ("PYBACKPROP_BUILD_ID", f'"{build_id}"')],
         extra_compile_args=compile_args + flags,
+        extra_link_args=link_args,
     )
     for suffix, source, flags, isa in variants
 ]
