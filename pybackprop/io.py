@@ -53,6 +53,7 @@ import os
 import secrets
 import stat
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -95,13 +96,14 @@ _MAX_DEFLATE_RATIO = 1040
 _OPTIMIZER_PREFIX = "optimizer/"
 _ARCHITECTURE_KEYS = ("layer_sizes", "activations", "output", "loss", "dtype")
 
-# What a corrupted or crafted archive can make zipfile, zlib, the .npy
-# header parser (ast.literal_eval) or numpy raise.  RecursionError is a
-# RuntimeError; OSError covers seeks to nonsense offsets.
-_CORRUPTION_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError,
-                      IndexError, ValueError, TypeError, struct.error, zlib.error,
-                      NotImplementedError, RuntimeError, UnicodeDecodeError, OverflowError,
-                      MemoryError, SyntaxError)
+#: What a corrupted or crafted archive or .npy file can make zipfile, zlib,
+#: the .npy header parser (tokenize and ast.literal_eval) or numpy raise.
+#: RecursionError is a RuntimeError; OSError covers seeks to nonsense
+#: offsets.  pybackprop.tables reads data files behind the same list.
+READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError,
+               IndexError, ValueError, TypeError, struct.error, zlib.error,
+               NotImplementedError, RuntimeError, UnicodeDecodeError, OverflowError,
+               MemoryError, SyntaxError, tokenize.TokenError)
 
 
 class SupportsStateDict(Protocol):
@@ -171,9 +173,18 @@ def state_dict(net: MLP) -> dict[str, Any]:
     return state
 
 
+def _check_code_points(value: np.ndarray, key: str) -> None:
+    """Refuse a unicode array holding values beyond U+10FFFF, which NumPy
+    stores but cannot turn into str (it raises SystemError)."""
+    codes = np.ascontiguousarray(value.astype(value.dtype.newbyteorder("="))).reshape(-1)
+    if codes.size and codes.view(np.uint32).max() > 0x10FFFF:
+        raise ValueError(f"state entry {key!r} holds a character beyond U+10FFFF")
+
+
 def _name(value, key):
     """A string entry (str, numpy str or 0-d unicode array) as a str."""
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind == "U":
+        _check_code_points(value, key)
         value = value.item()
     if not isinstance(value, str):
         raise ValueError(f"state entry {key!r} must be a string, got {value!r}")
@@ -188,6 +199,7 @@ def _names(value, key):
         if value.ndim != 1 or value.dtype.kind != "U":
             raise ValueError(f"state entry {key!r} must be a 1-D array of strings, "
                              f"got dtype {value.dtype} shape {value.shape}")
+        _check_code_points(value, key)
         return tuple(str(v) for v in value)
     try:
         return tuple(_name(v, key) for v in value)
@@ -698,7 +710,7 @@ class _Archive:
                 shape_read, fortran_order, dtype = _read_header(fp, version)
             except _BadFile:
                 raise
-            except _CORRUPTION_ERRORS as exc:
+            except READ_ERRORS as exc:
                 raise _BadFile(f"{key!r} is not a valid .npy array ({_short(exc)})") from exc
             if dtype.hasobject:
                 raise _BadFile(f"{key!r} holds Python objects (pickled data); refusing to "
@@ -733,7 +745,12 @@ class _Archive:
 
     def read_name(self, key):
         """A 0-d string entry as a str."""
-        return str(self.read(key, "U", shape=(), max_size=1).item())
+        value = self.read(key, "U", shape=(), max_size=1)
+        try:
+            _check_code_points(value, key)
+        except ValueError as exc:
+            raise _BadFile(str(exc)) from None
+        return str(value.item())
 
 
 def _describe_kinds(kinds):
@@ -858,7 +875,7 @@ def read(path: PathArgument, with_optimizer_state: bool = False,
                 network_state = checked_network_state(state)
             except _BadFile:
                 raise
-            except _CORRUPTION_ERRORS as exc:
+            except READ_ERRORS as exc:
                 raise _BadFile(_corruption_message(exc)) from exc
         except _BadFile as exc:
             raise ValueError(f"cannot load network from {path!r}: {exc}") from exc.__cause__

@@ -17,11 +17,12 @@ from __future__ import annotations
 import csv
 import math
 import os
-import zipfile
 from typing import Any, Callable, SupportsFloat
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from .io import READ_ERRORS
 
 __all__ = ["DataFileError", "Table", "read_data", "encode_classes", "regression_targets",
            "check_exists", "one_line_message"]
@@ -176,7 +177,7 @@ def _read_array_file(path: str, label: str | None, with_label: bool) -> Table:
                 arrays: dict[str | None, np.ndarray] = {key: loaded[key] for key in loaded.files}
         else:
             arrays = {None: loaded}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except READ_ERRORS as exc:
         raise DataFileError(f"cannot read {path}: {one_line_message(exc)}") from None
     if "X" in arrays and "y" in arrays:
         if label is not None:

@@ -50,9 +50,12 @@ _open_finding = pytest.mark.xfail(strict=True, reason="a fuzzer finding not fixe
                                   "move the input from tests/fuzz/findings/ to tests/fuzz/corpus/")
 
 
-@pytest.mark.parametrize("target, path", list(_inputs(FINDINGS_ROOT, _open_finding)))
-def test_open_finding_still_breaks_a_promise(target, path):
-    _replay(target, path)
+_OPEN_FINDINGS = list(_inputs(FINDINGS_ROOT, _open_finding))
+
+if _OPEN_FINDINGS:  # none open: no test, rather than one that only skips
+    @pytest.mark.parametrize("target, path", _OPEN_FINDINGS)
+    def test_open_finding_still_breaks_a_promise(target, path):
+        _replay(target, path)
 
 
 def test_every_target_has_seeds():
