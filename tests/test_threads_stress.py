@@ -303,7 +303,22 @@ handled = {"loss": 0, "predict": 0, "state_dict": 0, "raised": 0}
 in_call = [False]
 
 
+in_handler = [False]
+
+
 def handler(signum, frame):
+    # Not re-entered: a handler slower than the timer's 2 ms period (the
+    # debug build) would otherwise nest inside itself until RecursionError.
+    if in_handler[0]:
+        return
+    in_handler[0] = True
+    try:
+        use_the_network()
+    finally:
+        in_handler[0] = False
+
+
+def use_the_network():
     kind = list(handled)[sum(handled.values()) % len(handled)]
     if kind == "raised" and not in_call[0]:
         kind = "loss"
@@ -381,23 +396,34 @@ main_calls = entry_points(0)
 main_calls["long_fit"] = lambda: net.fit(X_long, y_long, epochs=1, batch_size=256, lr=0.01, seed=0)
 names = sorted(main_calls)
 children = []
-interrupted = 0
 rng = np.random.default_rng(0)
-while time.monotonic() < deadline:
-    name = names[int(rng.integers(len(names)))]
-    counts[0][name] = counts[0].get(name, 0) + 1  # calls begun: some are interrupted
-    try:
-        # (Not out of save: zipfile turns an exception raised inside
-        # ZipFile.open(name, "w") into "ValueError: Can't close the ZIP
-        # file while there is an open writing handle".)
-        in_call[0] = name != "save_load"
-        main_calls[name]()
-        in_call[0] = False
-    except Interrupt:
-        interrupted += 1
-    if len(children) < 3 and time.monotonic() > deadline - STRESS_SECONDS * (3 - len(children)) / 4:
-        children.append(fork_and_check())
-signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def main_thread_calls():
+    interrupted = 0
+    while time.monotonic() < deadline:
+        name = names[int(rng.integers(len(names)))]
+        counts[0][name] = counts[0].get(name, 0) + 1  # calls begun: some are interrupted
+        try:
+            # (Not out of save: zipfile turns an exception raised inside
+            # ZipFile.open(name, "w") into "ValueError: Can't close the ZIP
+            # file while there is an open writing handle".)
+            in_call[0] = name != "save_load"
+            main_calls[name]()
+            in_call[0] = False
+        except Interrupt:
+            interrupted += 1
+        if len(children) < 3 and time.monotonic() > deadline - STRESS_SECONDS * (3 - len(children)) / 4:
+            children.append(fork_and_check())
+    return interrupted
+
+
+try:
+    interrupted = main_thread_calls()
+finally:
+    # Stopped before anything can end the script: a SIGALRM after the
+    # handler is gone would kill the process and hide the real error.
+    signal.setitimer(signal.ITIMER_REAL, 0)
 for t in threads:
     t.join()
 # The network is still whole and usable from one thread.
