@@ -612,13 +612,15 @@ cdef class Network:
 
     # -- parameters -----------------------------------------------------------
 
-    def read_params(self, out):
-        """Copy the parameters into ``out`` holding the lock: a snapshot taken
-        between two calls (whole steps, whole batches of an epoch), never
-        in the middle of another thread's update.  Returns ``out``.
+    def read_params(self, out, source=None):
+        """Copy the parameters (or ``source``) into ``out`` holding the lock:
+        a snapshot taken between two calls (whole steps, whole batches of an
+        epoch), never in the middle of another thread's update.  Returns
+        ``out``.
 
         out: a writeable C-contiguous (n_params,) array of the network's
-        dtype.
+        dtype.  source: None (the parameters), or another such vector that
+        this network's calls update (an optimizer's state).
         """
         cdef Call call
         if not ready(out, self.typenum, 1) or \
@@ -626,9 +628,16 @@ cdef class Network:
                 not cnp.PyArray_ISWRITEABLE(<cnp.ndarray> out):
             raise ValueError(f"out must be a writeable contiguous vector of {self.n_params} "
                              "values of the network's dtype")
-        if _shares_memory(out, self.params):
-            raise ValueError("out must not overlap the network's parameters")
+        if source is None:
+            source = self.params
+        elif not ready(source, self.typenum, 1) or \
+                cnp.PyArray_DIMS(<cnp.ndarray> source)[0] != self.n_params:
+            raise ValueError(f"source must be a contiguous vector of {self.n_params} "
+                             "values of the network's dtype")
+        if _shares_memory(out, source):
+            raise ValueError("out must not overlap the array it copies")
         call.out = cnp.PyArray_DATA(<cnp.ndarray> out)
+        call.values = cnp.PyArray_DATA(<cnp.ndarray> source)
         call.count = self.n_params
         self._locked(_read_params_work, &call)
         return out
@@ -877,7 +886,7 @@ cdef object _optimizer_work(Network net, Call* call):
 cdef object _read_params_work(Network net, Call* call):
     cdef size_t itemsize = sizeof(double) if net.is_double else sizeof(float)
     with nogil:
-        memcpy(call.out, net.params_data, call.count * itemsize)
+        memcpy(call.out, call.values, call.count * itemsize)
 
 
 cdef object _write_params_work(Network net, Call* call):
