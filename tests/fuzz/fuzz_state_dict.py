@@ -89,7 +89,14 @@ def _value(reader: Reader):
         count = int(np.prod(shape, dtype=np.int64))
         if count > MAX_ELEMENTS:
             shape, count = (0,), 0
-        array = np.frombuffer(reader.take(count * dtype.itemsize), dtype=dtype).reshape(shape)
+        raw = reader.take(count * dtype.itemsize)
+        if dtype.kind == "U" and kind != ARRAY:
+            # A Python str holds code points up to U+10FFFF only, so text
+            # beyond that cannot reach the library as a list or as objects
+            # (NumPy raises SystemError making the str): those code points
+            # wrap into range here.  As an array (ARRAY) it still gets them raw.
+            raw = (np.frombuffer(raw, dtype="<u4") % 0x110000).astype("<u4").tobytes()
+        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
         if kind == LIST:
             return array.tolist()
         if kind == OBJECT_ARRAY:
